@@ -1,0 +1,409 @@
+"""One typed config tree (frozen dataclasses), loaded from YAML plus dotted `key=value` overrides.
+
+    cfg = load_config("experiments/configs/quickstart.yaml", ["method.name=i2i", "training.epochs=2"])
+
+Every key is checked once here: unknown keys and wrong types raise `ConfigError` naming the
+dotted key; choices and ranges are checked in `__post_init__`; cross-field rules (ordering names,
+teacher_count range, unsupported method/adapter combinations) in `validate`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from cl_sim.errors import ConfigError
+
+
+def _choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+
+
+def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """name: `minilm` (offline default), `tiny-bert`/`tiny-roberta`/`tiny-distilbert`
+    (random, built in code), a hub id or a local directory."""
+
+    name: str = "minilm"
+    pooling: str = "mean"  # sentence-transformer backbones (MiniLM) were trained with mean pooling
+    max_length: int = 64
+
+    def __post_init__(self):
+        _choice("backbone.pooling", self.pooling, ("cls", "mean"))
+        _positive("backbone.max_length", self.max_length)
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Bottleneck adapters (`houlsby`, `pfeiffer`) use reduction_factor; `adalink` uses rank."""
+
+    kind: str = "pfeiffer"
+    reduction_factor: int = 16
+    rank: int = 8
+    non_linearity: str = "relu"
+
+    def __post_init__(self):
+        _choice("adapter.kind", self.kind, ("houlsby", "pfeiffer", "adalink"))
+        _choice("adapter.non_linearity", self.non_linearity, ("relu", "gelu", "tanh", "identity"))
+        _positive("adapter.reduction_factor", self.reduction_factor)
+        _positive("adapter.rank", self.rank)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """AdapterFusion (Pfeiffer et al. 2021). Papers' values: `method.fusion.lr=5e-5` with
+    adapters at 1e-4; our CPU-budget defaults are in docs/methods.md."""
+
+    lr: float = 5e-3
+    epochs: int = 0  # 0 = training.epochs
+    value_init_noise: float = 1e-3
+    value_reg: float = 1e-2  # L2 pull of V toward identity (kept on by default, SPEC §8)
+    grad_accum: int = 1
+    record_attention: bool = True
+
+    def __post_init__(self):
+        _positive("method.fusion.lr", self.lr)
+        _positive("method.fusion.epochs", self.epochs, allow_zero=True)
+        _positive("method.fusion.value_reg", self.value_reg, allow_zero=True)
+        _positive("method.fusion.grad_accum", self.grad_accum)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from a fused teacher into one adapter (I2I, AdapterDistillation)."""
+
+    target: str = "both"  # logits | hidden | both
+    temperature: float = 2.0
+    logit_weight: float = 1.0
+    hidden_weight: float = 1.0
+    task_weight: float = 0.0  # weight of the task loss during distillation (0 = pure KD)
+    epochs: int = 0  # 0 = training.epochs
+
+    def __post_init__(self):
+        _choice("method.distill.target", self.target, ("logits", "hidden", "both"))
+        _positive("method.distill.temperature", self.temperature)
+        _positive("method.distill.epochs", self.epochs, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Which recipe runs per arriving task (SPEC §3) and its knobs.
+
+    teacher_count: None = every previous task, 0 = none, k = at most k.
+    i2i_variant: data used by Improvise/Initialize: F(ull) or L(ow-shot) each, e.g. "FL".
+    """
+
+    name: str = "st_a"
+    teacher_count: Optional[int] = None
+    teacher_selection: str = "recent"
+    i2i_variant: str = "FF"
+    low_shot_fraction: float = 0.05
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self):
+        _choice("method.teacher_selection", self.teacher_selection, ("recent", "random", "similar"))
+        _choice("method.i2i_variant", self.i2i_variant, ("FF", "FL", "LL"))
+        if self.teacher_count is not None and self.teacher_count < 0:
+            raise ConfigError(f"method.teacher_count: must be >= 0 or null, got {self.teacher_count}")
+        if not 0.0 < self.low_shot_fraction <= 1.0:
+            raise ConfigError(f"method.low_shot_fraction: must be in (0, 1], got {self.low_shot_fraction}")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """One task. source `synthetic` (built-in family), `file` (csv/tsv/jsonl/parquet) or `hf`."""
+
+    name: str
+    source: str = "synthetic"
+    tenant: str = "default"
+    # synthetic
+    family: str = "a"
+    relatedness: float = 1.0
+    n_train: int = 400
+    n_dev: int = 200
+    n_test: int = 200
+    n_classes: int = 2
+    # file / hf
+    paths: dict[str, str] = field(default_factory=dict)
+    format: Optional[str] = None
+    header: bool = True
+    text_columns: tuple[str, ...] = ()
+    label_column: str = "label"
+    label_type: str = "classification"
+    metric: str = "accuracy"
+    hf_path: str = ""
+    hf_config: Optional[str] = None
+    hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "dev": "validation"})
+
+    def __post_init__(self):
+        key = f"tasks[{self.name}]"
+        _choice(f"{key}.source", self.source, ("synthetic", "file", "hf"))
+        _choice(f"{key}.label_type", self.label_type, ("classification", "regression", "multiple_choice"))
+        _choice(f"{key}.metric", self.metric, ("accuracy", "f1", "matthews", "pearson", "spearman"))
+        if not 0.0 <= self.relatedness <= 1.0:
+            raise ConfigError(f"{key}.relatedness: must be in [0, 1], got {self.relatedness}")
+        if self.source == "file" and "train" not in self.paths:
+            raise ConfigError(f"{key}.paths: a file task needs at least a 'train' path")
+        if self.source != "synthetic" and not self.text_columns:
+            raise ConfigError(f"{key}.text_columns: must name at least one column")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The arrival timeline: an explicit ordering, or seeded Poisson arrivals per tenant."""
+
+    kind: str = "ordering"
+    ordering: tuple[str, ...] = ()  # empty = tasks in the order listed
+    horizon: float = 600.0  # Poisson: simulated seconds
+    rate: float = 0.01  # Poisson: arrivals per tenant per simulated second
+    seed: int = 0
+
+    def __post_init__(self):
+        _choice("stream.kind", self.kind, ("ordering", "poisson"))
+        _positive("stream.horizon", self.horizon)
+        _positive("stream.rate", self.rate)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3  # adapters and heads
+    finetune_lr: float = 5e-5  # finetune / sequential_ft backbone
+    weight_decay: float = 0.0
+    grad_accum: int = 1
+    max_train_examples: Optional[int] = None
+    eval_batch_size: int = 128
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads per worker; 0 = every core given to the worker
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+
+    def __post_init__(self):
+        for key in ("epochs", "batch_size", "grad_accum", "eval_batch_size"):
+            _positive(f"training.{key}", getattr(self, key))
+        _positive("training.lr", self.lr)
+        _positive("training.finetune_lr", self.finetune_lr)
+        _positive("training.threads", self.threads, allow_zero=True)
+        _choice("training.precision", self.precision, ("fp32", "bf16"))
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    executor: str = "local"  # local | ray
+    num_workers: int = 1  # Ray Train workers per phase (DDP)
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    slots: int = 1  # phases that may run at the same time
+    address: Optional[str] = None  # existing Ray cluster; None = start a local one
+    max_failures: int = 2
+    store_dir: str = "runs/store"
+
+    def __post_init__(self):
+        _choice("execution.executor", self.executor, ("local", "ray"))
+        _positive("execution.num_workers", self.num_workers)
+        _positive("execution.slots", self.slots)
+        _positive("execution.cpus_per_worker", self.cpus_per_worker)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str = "runs"
+    name: str = ""  # empty = derived from the config hash
+
+
+@dataclass(frozen=True)
+class Config:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    tasks: tuple[TaskConfig, ...] = ()
+    data_root: Optional[str] = None  # relative task paths resolve here, then $CL_SIM_DATA
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+# ---------------------------------------------------------------- building from plain data
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp, value, key: str):
+    """Check `value` against annotation `tp`, converting lists to tuples and dicts to dataclasses."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError:
+                if len(args) == 2:
+                    raise
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        (arg, *_rest) = typing.get_args(tp)
+        return tuple(_coerce(arg, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        k_tp, v_tp = typing.get_args(tp)
+        return {_coerce(k_tp, k, key): _coerce(v_tp, v, f"{key}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and (type(value) is not tp):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def build(cls, data: Any, key: str = ""):
+    """Build dataclass `cls` from a mapping, rejecting unknown keys and wrong types."""
+    if isinstance(data, cls):
+        return data
+    where = key or "config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{key}." if key else ""
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{key}.{name}" if key else name)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node: Any = tree
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"override '{dotted}': no item {part} in {'.'.join(parts[:i])}")
+            node = node[int(part)]
+            continue
+        node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override '{dotted}': '{'.'.join(parts[: i + 1])}' is not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"override '{dotted}': no item {last}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    """`key=value` strings -> (key, YAML-parsed value) pairs."""
+    pairs = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        pairs.append((key.strip(), value))
+    return pairs
+
+
+def load_config(path: Optional[str | Path] = None, overrides: list[str] = ()) -> Config:
+    """Load a YAML config file (or the defaults) and apply dotted overrides, then validate."""
+    tree: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    for key, value in parse_overrides(list(overrides)):
+        _set_dotted(tree, key, value)
+    cfg = build(Config, tree)
+    if not cfg.tasks:
+        cfg = cfg.replace(tasks=default_tasks())
+    validate(cfg)
+    return cfg
+
+
+def default_tasks() -> tuple[TaskConfig, ...]:
+    """Three unrelated synthetic tasks: the offline quickstart stream."""
+    return tuple(TaskConfig(name=f"syn_{f}", family=f) for f in ("a", "b", "c"))
+
+
+def ordering(cfg: Config) -> tuple[str, ...]:
+    return cfg.stream.ordering or tuple(t.name for t in cfg.tasks)
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that single sections cannot make."""
+    names = [t.name for t in cfg.tasks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"tasks: duplicate task name '{dupes[0]}'")
+    order = cfg.stream.ordering
+    unknown = [n for n in order if n not in names]
+    if unknown:
+        raise ConfigError(f"stream.ordering: unknown task '{unknown[0]}' (tasks: {', '.join(names)})")
+    repeated = sorted({n for n in order if order.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"stream.ordering: task '{repeated[0]}' appears more than once")
+    tc = cfg.method.teacher_count
+    if tc is not None and tc > max(len(names) - 1, 0):
+        raise ConfigError(
+            f"method.teacher_count: {tc} is more than the {len(names) - 1} earlier tasks a stream of {len(names)} can have")
+    from cl_sim.methods import check_supported  # local import: methods import this module
+
+    check_supported(cfg)
+
+
+def config_hash(cfg: Config) -> str:
+    import hashlib
+
+    blob = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    from cl_sim.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(json.loads(json.dumps(cfg.to_dict())), sort_keys=False))

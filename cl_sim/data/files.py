@@ -1,0 +1,399 @@
+"""Tasks from local files: csv, tsv (GLUE-style, quoting off), jsonl, parquet (SPEC §2).
+
+A task spec names one file per split, the text column(s), the label column, label type
+and metric. Every problem raises one ``DataError`` naming the task, file and line.
+
+Example::
+
+    task = load_file_task(
+        "rte", {"train": "rte/train.tsv", "dev": "rte/dev.tsv"},
+        text_columns=["sentence1", "sentence2"], label_column="label",
+        data_root="../shared/data")
+    task = shared_task("copa")  # one of SHARED_TASKS, found under $CL_SIM_DATA
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cl_sim.data.task import KINDS, Split, Task, carve_dev, label_sort_key
+from cl_sim.errors import ConfigError, DataError
+
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "label_text")
+SPLIT_NAMES = ("train", "dev", "test")
+_SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+_KIND_METRICS = {
+    "classification": ("accuracy", "f1", "matthews"),
+    "multiple_choice": ("accuracy", "f1", "matthews"),
+    "regression": ("pearson", "spearman"),
+}
+DATA_ENV = "CL_SIM_DATA"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One split's raw columns (name -> values: str, number or None) and each row's origin."""
+
+    columns: dict
+    where: tuple[str, ...]  # e.g. "/data/rte/train.tsv line 7", for error messages
+
+
+def resolve_path(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Path:
+    """Resolve a relative path against ``data_root``, then ``$CL_SIM_DATA``, then the cwd."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    base = data_root if data_root is not None else os.environ.get(DATA_ENV) or os.getcwd()
+    return Path(base).expanduser() / p
+
+
+def _read_delimited(path: Path, fmt: str, header: bool) -> Table:
+    """csv (standard quoting) or tsv (QUOTE_NONE, as GLUE writes it); blank lines skipped."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        if fmt == "tsv":
+            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        else:
+            reader = csv.reader(f)
+        rows = [(reader.line_num, row) for row in reader if row]
+    if not rows:
+        return Table({}, ())
+    names = rows[0][1] if header else [str(i) for i in range(len(rows[0][1]))]
+    body = rows[1:] if header else rows
+    for line, row in body:
+        if len(row) != len(names):
+            raise DataError(
+                f"{path} line {line}: {len(row)} fields, expected {len(names)} "
+                f"(columns {names}); for a GLUE-style .tsv check that tabs are not inside fields"
+            )
+    columns = {name: [row[i] for _, row in body] for i, name in enumerate(names)}
+    return Table(columns, tuple(f"{path} line {line}" for line, _ in body))
+
+
+def _read_label_text(path: Path) -> Table:
+    """Lines '<label> <text>' (SST-2, TREC): columns "0" (label) and "1" (text)."""
+    labels, texts, where = [], [], []
+    with open(path, encoding="utf-8-sig") as f:
+        for i, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split(None, 1)
+            if len(parts) != 2:
+                raise DataError(f"{path} line {i}: expected '<label> <text>', got {line[:80]!r}")
+            labels.append(parts[0])
+            texts.append(parts[1])
+            where.append(f"{path} line {i}")
+    return Table({"0": labels, "1": texts}, tuple(where))
+
+
+def _read_jsonl(path: Path) -> Table:
+    """One JSON object per line; a key missing from a row reads as None."""
+    records, where = [], []
+    with open(path, encoding="utf-8-sig") as f:
+        for i, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path} line {i}: expected a JSON object, got {type(obj).__name__}")
+            records.append(obj)
+            where.append(f"{path} line {i}")
+    names = list(dict.fromkeys(k for r in records for k in r))
+    return Table({k: [r.get(k) for r in records] for k in names}, tuple(where))
+
+
+def _read_parquet(path: Path) -> Table:
+    import pyarrow.parquet as pq
+
+    columns = pq.read_table(path).to_pydict()
+    n = len(next(iter(columns.values()), []))
+    return Table(columns, tuple(f"{path} row {i}" for i in range(n)))
+
+
+def read_table(path: Path, fmt: str, header: bool = True) -> Table:
+    """Read one split file in ``fmt`` (one of ``FORMATS``) into a ``Table``."""
+    if fmt in ("csv", "tsv"):
+        return _read_delimited(path, fmt, header)
+    return {"jsonl": _read_jsonl, "parquet": _read_parquet, "label_text": _read_label_text}[fmt](path)
+
+
+def _infer_format(path: Path, fmt: str | None, task: str) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ConfigError(f"task {task!r}: unknown format {fmt!r}; choose one of {FORMATS}")
+        return fmt
+    if path.suffix.lower() not in _SUFFIX_FORMATS:
+        raise ConfigError(
+            f"task {task!r}: cannot infer the format of {path} from its suffix; "
+            f"set format to one of {FORMATS}"
+        )
+    return _SUFFIX_FORMATS[path.suffix.lower()]
+
+
+def _check_spec(name: str, paths: dict, label_type: str, metric: str, dev_from_train: float) -> None:
+    if label_type not in KINDS:
+        raise ConfigError(f"task {name!r}: unknown label_type {label_type!r}; choose one of {KINDS}")
+    if metric not in _KIND_METRICS[label_type]:
+        raise ConfigError(
+            f"task {name!r}: metric {metric!r} does not fit label_type {label_type!r}; "
+            f"choose one of {_KIND_METRICS[label_type]}"
+        )
+    unknown = sorted(set(paths) - set(SPLIT_NAMES))
+    if unknown:
+        raise DataError(f"task {name!r}: unknown split name(s) {unknown}; use {SPLIT_NAMES}")
+    if "train" not in paths:
+        raise DataError(f"task {name!r}: the train split is missing (splits given: {sorted(paths)})")
+    if "dev" not in paths and not 0.0 < dev_from_train < 1.0:
+        raise DataError(f"task {name!r}: no dev split; give a dev path or dev_from_train in (0, 1)")
+
+
+def load_file_task(
+    name: str,
+    paths: dict[str, str],
+    text_columns: list,
+    label_column: str,
+    label_type: str = "classification",
+    metric: str = "accuracy",
+    format: str | None = None,
+    header: bool = True,
+    tenant: str = "default",
+    data_root: str | os.PathLike | None = None,
+    label_sep: str | None = None,
+    drop_empty_text: bool = False,
+    dev_from_train: float = 0.0,
+) -> Task:
+    """Load a task from one local file per split.
+
+    Args:
+        name: task name.
+        paths: split name ("train", "dev", "test") -> file path; relative paths resolve
+            against ``data_root``, then ``$CL_SIM_DATA``, then the cwd.
+        text_columns: the text segments of an example, in order. An entry that is a list
+            of columns joins their values with a space (e.g. COPA's premise + question).
+            multiple_choice: ``[context, choice_1, choice_2, ...]``.
+        label_column: the label column (classification: any value, kept as a string;
+            regression: a number; multiple_choice: index of the right choice).
+        label_type: "classification", "regression" or "multiple_choice".
+        metric: accuracy / f1 / matthews (classification), pearson / spearman (regression).
+        format: csv, tsv, jsonl, parquet or label_text ('<label> <text>' lines); inferred
+            from the suffix when None.
+        header: csv/tsv only; False names columns by position as strings ("0", "3").
+        tenant: owning tenant.
+        data_root: base folder for relative paths.
+        label_sep: keep only the part of a label before this separator (TREC "LOC:city").
+        drop_empty_text: drop rows whose text segments are all empty (instead of keeping them).
+        dev_from_train: without a dev path, move this fraction of train (per class, seeded
+            by the task name) into dev.
+
+    Returns:
+        A ``Task``; class names sorted numeric-aware ("0" < "1" < "10").
+
+    Raises:
+        DataError: missing file, column, train or dev split; empty split; wrong field
+            count (names file and line); bad labels; dev/test labels not seen in train.
+        ConfigError: unknown label_type, metric or format.
+    """
+    _check_spec(name, paths, label_type, metric, dev_from_train)
+    tables = {}
+    for split, rel in paths.items():
+        path = resolve_path(rel, data_root)
+        if not path.is_file():
+            raise DataError(f"task {name!r}: {split} file not found: {path}")
+        fmt = _infer_format(path, format, name)
+        try:
+            tables[split] = read_table(path, fmt, header)
+        except DataError as e:
+            raise DataError(f"task {name!r}: {e}") from None
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"task {name!r}: cannot read {path}: {e}") from None
+    return task_from_tables(
+        name, tables, text_columns, label_column, label_type, metric, tenant,
+        label_sep=label_sep, drop_empty_text=drop_empty_text, dev_from_train=dev_from_train,
+    )
+
+
+def _segment(table: Table, col, split: str, task: str) -> list:
+    """Values of one text segment (a column, or several joined by a space)."""
+    cols = [col] if isinstance(col, str) else list(col)
+    for c in cols:
+        if c not in table.columns:
+            raise DataError(
+                f"task {task!r}: text column {c!r} not in the {split} split; "
+                f"available columns: {list(table.columns)}"
+            )
+    values = []
+    for i in range(len(table.where)):
+        parts = [table.columns[c][i] for c in cols]
+        if any(p is None for p in parts):
+            raise DataError(f"task {task!r}: {table.where[i]}: missing text in {cols}")
+        values.append(" ".join(str(p) for p in parts))
+    return values
+
+
+def _raw_labels(table: Table, label_column: str, split: str, task: str, sep: str | None) -> list:
+    if label_column not in table.columns:
+        raise DataError(
+            f"task {task!r}: label column {label_column!r} not in the {split} split; "
+            f"available columns: {list(table.columns)}"
+        )
+    out = []
+    for where, v in zip(table.where, table.columns[label_column]):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # parquet/json 1.0 and csv "1" name the same class
+        v = "" if v is None else str(v).strip()
+        if not v:
+            raise DataError(f"task {task!r}: {where}: empty label in column {label_column!r}")
+        out.append(v.split(sep, 1)[0] if sep else v)
+    return out
+
+
+def _encode_labels(raw: list, where: tuple, kind: str, names: tuple, task: str) -> np.ndarray:
+    if kind == "classification":
+        index = {n: i for i, n in enumerate(names)}
+        return np.array([index[v] for v in raw], dtype=np.int64)
+    if kind == "regression":
+        out = []
+        for w, v in zip(where, raw):
+            try:
+                out.append(float(v))
+            except ValueError:
+                raise DataError(f"task {task!r}: {w}: regression label {v!r} is not a number") from None
+        return np.array(out, dtype=np.float32)
+    for w, v in zip(where, raw):
+        if not v.isdigit() or int(v) >= len(names):
+            raise DataError(f"task {task!r}: {w}: choice index {v!r} not in [0, {len(names)})")
+    return np.array([int(v) for v in raw], dtype=np.int64)
+
+
+def task_from_tables(
+    name: str,
+    tables: dict[str, Table],
+    text_columns: list,
+    label_column: str,
+    label_type: str,
+    metric: str,
+    tenant: str = "default",
+    label_names: tuple[str, ...] | None = None,
+    label_sep: str | None = None,
+    drop_empty_text: bool = False,
+    dev_from_train: float = 0.0,
+) -> Task:
+    """Build and validate a ``Task`` from raw split tables (shared by files and HF loaders).
+
+    ``label_names`` (classification): the class names when labels are already integer
+    ids (HF ClassLabel); otherwise names are the sorted distinct train labels.
+    Other arguments as in ``load_file_task``.
+    """
+    if not text_columns:
+        raise DataError(f"task {name!r}: text_columns is empty")
+    if label_type == "multiple_choice" and len(text_columns) < 3:
+        raise DataError(f"task {name!r}: multiple_choice needs [context, choice_1, choice_2, ..]")
+    raw = {}
+    for split, table in tables.items():
+        if not table.where:
+            raise DataError(f"task {name!r}: the {split} split is empty")
+        texts = list(zip(*[_segment(table, c, split, name) for c in text_columns]))
+        labels = _raw_labels(table, label_column, split, name, label_sep)
+        where = table.where
+        if drop_empty_text:
+            keep = [i for i, t in enumerate(texts) if any(s.strip() for s in t)]
+            texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+            where = tuple(where[i] for i in keep)
+        if not texts:
+            raise DataError(f"task {name!r}: the {split} split is empty")
+        raw[split] = (texts, labels, where)
+    names = _label_names(name, raw, text_columns, label_type, label_names)
+    splits = {
+        split: Split(tuple(texts), _encode_labels(labels, where, label_type, names, name))
+        for split, (texts, labels, where) in raw.items()
+    }
+    if "dev" not in splits and dev_from_train > 0:
+        splits["train"], splits["dev"] = carve_dev(splits["train"], dev_from_train, name)
+    return Task(name, label_type, names, metric, splits, tenant)
+
+
+def _label_names(name: str, raw: dict, text_columns: list, kind: str, given) -> tuple[str, ...]:
+    """Class names; checks that every dev/test label was seen in train."""
+    if kind == "regression":
+        return ()
+    if kind == "multiple_choice":
+        return tuple(c if isinstance(c, str) else "+".join(c) for c in text_columns[1:])
+    if given is not None:
+        names = tuple(given)
+        raw_to_name = {str(i): n for i, n in enumerate(names)}
+        for split, (_, labels, where) in raw.items():
+            for i, v in enumerate(labels):
+                if v not in raw_to_name:
+                    raise DataError(
+                        f"task {name!r}: {where[i]}: label {v!r} is not a class id in [0, {len(names)})"
+                    )
+                labels[i] = raw_to_name[v]
+    seen = set(raw["train"][1])
+    for split, (_, labels, _) in raw.items():
+        unseen = sorted(set(labels) - seen, key=label_sort_key)
+        if unseen:
+            raise DataError(
+                f"task {name!r}: {split} labels not seen in train: {unseen[:10]} "
+                f"(train has {sorted(seen, key=label_sort_key)[:20]})"
+            )
+    return names if given is not None else tuple(sorted(seen, key=label_sort_key))
+
+
+def _tsv(folder: str, splits=("train", "dev"), suffix: str = "tsv") -> dict[str, str]:
+    return {s: f"{folder}/{s}.{suffix}" for s in splits}
+
+
+# Specs of tasks staged in ../shared/data (columns from each task's SOURCE.txt): plain
+# data, so a config can name them. Relative paths resolve against the data root.
+SHARED_TASKS: dict[str, dict] = {
+    "rte": dict(paths=_tsv("rte"), text_columns=["sentence1", "sentence2"], label_column="label"),
+    "mrpc": dict(paths=_tsv("mrpc", ("train", "dev", "test")), metric="f1",
+                 text_columns=["#1 String", "#2 String"], label_column="Quality"),
+    "sst2": dict(paths=_tsv("sst2", ("train", "dev", "test"), "txt"), format="label_text",
+                 header=False, text_columns=["1"], label_column="0"),
+    "cola": dict(paths=_tsv("cola"), header=False, text_columns=["3"], label_column="1",
+                 metric="matthews"),
+    "qnli": dict(paths=_tsv("qnli"), text_columns=["question", "sentence"], label_column="label"),
+    "stsb": dict(paths=_tsv("stsb"), text_columns=["sentence1", "sentence2"],
+                 label_column="score", label_type="regression", metric="pearson"),
+    "copa": dict(paths=_tsv("copa", suffix="jsonl"), label_type="multiple_choice",
+                 text_columns=[["premise", "question"], "choice1", "choice2"], label_column="label"),
+    "cb": dict(paths=_tsv("cb", suffix="jsonl"), text_columns=["premise", "hypothesis"],
+               label_column="label"),
+    "trec": dict(paths=_tsv("trec", ("train", "test"), "txt"), format="label_text", header=False,
+                 text_columns=["1"], label_column="0", label_sep=":", dev_from_train=0.1),
+    "cr": dict(paths=_tsv("cr"), header=False, text_columns=["1"], label_column="0",
+               drop_empty_text=True),
+    "mr": dict(paths=_tsv("mr"), header=False, text_columns=["1"], label_column="0"),
+    "subj": dict(paths=_tsv("subj"), header=False, text_columns=["1"], label_column="0"),
+    "mpqa": dict(paths=_tsv("mpqa"), header=False, text_columns=["1"], label_column="0"),
+}
+
+
+def shared_task(name: str, data_root: str | os.PathLike | None = None, tenant: str = "default") -> Task:
+    """Load one of ``SHARED_TASKS`` from the shared benchmark data (never copied).
+
+    Args:
+        name: a key of ``SHARED_TASKS`` (rte, mrpc, sst2, cola, qnli, stsb, copa, cb,
+            trec, cr, mr, subj, mpqa).
+        data_root: the folder holding one sub-folder per task; default ``$CL_SIM_DATA``.
+        tenant: owning tenant.
+
+    Returns:
+        The task. TREC has no dev split: 10% of train (per class) becomes dev; the
+        original test stays test. TREC uses the 6 coarse labels.
+    """
+    if name not in SHARED_TASKS:
+        raise DataError(f"unknown shared task {name!r}; known: {sorted(SHARED_TASKS)}")
+    root = data_root if data_root is not None else os.environ.get(DATA_ENV)
+    if not root:
+        raise DataError(f"shared task {name!r}: pass data_root or set ${DATA_ENV} to the data folder")
+    return load_file_task(name, tenant=tenant, data_root=root, **SHARED_TASKS[name])

@@ -1,0 +1,139 @@
+"""A frozen backbone with adapter slots, fusion layers and task heads, assembled per phase.
+
+Only the adapters a phase needs are resident (AdapterHub #546: hundreds of live adapters grind a
+model to a halt); all other states stay in the store. Names inside a model are local aliases
+("student", "t0", ...), so task names never need to be valid module names.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from cl_sim.adapters.inject import Active, AdapterSlot, Fuse, inject_slots, new_adapter, new_fusion
+from cl_sim.adapters.modules import Head
+from cl_sim.backbone import hidden_size
+from cl_sim.config import AdapterConfig
+from cl_sim.errors import StoreError
+
+
+class AdaptedModel(nn.Module):
+    def __init__(self, backbone: nn.Module, adapter: Optional[AdapterConfig], pooling: str = "mean"):
+        super().__init__()
+        self.backbone = backbone
+        self.adapter_cfg = adapter
+        self.pooling = pooling
+        self.hidden = hidden_size(backbone)
+        self.slots: dict[str, AdapterSlot] = inject_slots(backbone, adapter.kind) if adapter else {}
+        self.heads = nn.ModuleDict()
+        # RoBERTa-style encoders have one token type; a BERT tokenizer's pair ids would overflow it
+        self.use_token_types = getattr(backbone.config, "type_vocab_size", 0) > 1
+
+    # ------------------------------------------------------------------ composition
+    def add_adapter(self, name: str) -> None:
+        a = self.adapter_cfg
+        for slot in self.slots.values():
+            slot.cl_adapters[name] = new_adapter(a.kind, self.hidden, a.reduction_factor, a.rank, a.non_linearity)
+
+    def add_fusion(self, name: str, value_init_noise: float = 1e-3) -> None:
+        for slot in self.slots.values():
+            slot.cl_fusion[name] = new_fusion(self.hidden, value_init_noise)
+
+    def add_head(self, name: str, kind: str, num_labels: int) -> None:
+        self.heads[name] = Head(self.hidden, kind, num_labels)
+
+    def set_active(self, active: Active) -> None:
+        for slot in self.slots.values():
+            slot.active = active
+
+    def fusion_modules(self, name: str) -> list[nn.Module]:
+        return [slot.cl_fusion[name] for slot in self.slots.values()]
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, batch: dict) -> torch.Tensor:
+        """(B, T) or (B, C, T) token ids -> pooled (B, H) or (B*C, H)."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        ids, mask = ids.reshape(-1, ids.shape[-1]), mask.reshape(-1, mask.shape[-1])
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in batch and self.use_token_types:
+            kwargs["token_type_ids"] = batch["token_type_ids"].reshape(ids.shape)
+        for slot in self.slots.values():
+            slot.mask = mask
+        hidden = self.backbone(**kwargs).last_hidden_state  # (B, T, H)
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+    def forward(self, batch: dict, head: str) -> torch.Tensor:
+        out = self.heads[head](self.encode(batch))
+        if batch["input_ids"].dim() == 3:  # multiple choice: one score per choice
+            out = out.view(batch["input_ids"].shape[0], -1)
+        return out
+
+    # ------------------------------------------------------------------ states
+    def _collect(self, attr: str, name: str) -> dict[str, torch.Tensor]:
+        state = {}
+        for slot_name, slot in self.slots.items():
+            for k, v in getattr(slot, attr)[name].state_dict().items():
+                state[f"{slot_name}.{k}"] = v.detach().clone()
+        return state
+
+    def _load(self, attr: str, name: str, state: dict[str, torch.Tensor]) -> None:
+        for slot_name, slot in self.slots.items():
+            module = getattr(slot, attr)[name]
+            prefix = f"{slot_name}."
+            part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            expected = module.state_dict()
+            if set(part) != set(expected):
+                raise StoreError(
+                    f"{attr[3:]} state does not fit this backbone/adapter: slot '{slot_name}' expects "
+                    f"{sorted(expected)}, got {sorted(part) or 'nothing'}")
+            for k, v in part.items():
+                if v.shape != expected[k].shape:
+                    raise StoreError(f"{attr[3:]} state shape {tuple(v.shape)} for '{prefix}{k}' does not match "
+                                     f"the backbone's {tuple(expected[k].shape)} (another backbone or adapter size?)")
+            module.load_state_dict(part)
+        known = {f"{s}." for s in self.slots}
+        stray = [k for k in state if not any(k.startswith(p) for p in known)]
+        if stray:
+            raise StoreError(f"{attr[3:]} state has keys for slots this model lacks, e.g. '{stray[0]}'")
+
+    def adapter_state(self, name: str) -> dict[str, torch.Tensor]:
+        return self._collect("cl_adapters", name)
+
+    def load_adapter(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        self._load("cl_adapters", name, state)
+
+    def fusion_state(self, name: str) -> dict[str, torch.Tensor]:
+        return self._collect("cl_fusion", name)
+
+    def load_fusion(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        self._load("cl_fusion", name, state)
+
+    def head_state(self, name: str) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.heads[name].state_dict().items()}
+
+    def load_head(self, name: str, state: dict[str, torch.Tensor]) -> None:
+        head = self.heads[name]
+        expected = head.state_dict()
+        if any(k not in state or state[k].shape != v.shape for k, v in expected.items()):
+            raise StoreError(f"head state does not match the task's head shape {tuple(expected['proj.weight'].shape)}")
+        head.load_state_dict(state)
+
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
+
+
+def count_params(module_or_state) -> int:
+    if isinstance(module_or_state, dict):
+        return sum(v.numel() for v in module_or_state.values())
+    return sum(p.numel() for p in module_or_state.parameters())
+
+
+def trainable_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["AdaptedModel", "Fuse", "count_params", "trainable_params"]

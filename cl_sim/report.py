@@ -1,0 +1,446 @@
+"""Markdown report and PNG plots from the results tables (SPEC §4).
+
+Inputs are the pandas tables written by the simulator ("matrix", "tasks" and optionally
+"attention" and "tenants"; see ``write_report``). Plots use matplotlib's Agg canvas directly
+(no pyplot global state), so this is safe on headless machines and in worker processes.
+Every file is written to a temporary name first and moved into place with ``os.replace``.
+
+Usage:
+    from cl_sim.report import write_report
+    write_report("runs/task_order", matrix=matrix_df, tasks=tasks_df)
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from cl_sim import metrics
+
+CURVE_X = ("teacher_count", "low_shot_fraction")
+MAX_MATRIX_PLOTS = 8  # one heatmap per run; beyond this the report only lists the numbers
+_TASK_NUMERIC = (
+    "position", "final_score", "diag_score", "kt", "forgetting", "trainable_params",
+    "inference_params", "stored_bytes", "wall_s", "teacher_count", "low_shot_fraction",
+)
+
+
+# ---------------------------------------------------------------------------------------
+# files and figures
+# ---------------------------------------------------------------------------------------
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = _tmp_name(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **kw):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)  # axes: (nrows, ncols)
+
+
+def _save(fig: Figure, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        fig.savefig(tmp, format="png", dpi=120)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _colors(methods) -> dict:
+    """The same colour for a method in every plot."""
+    cycle = [f"C{i}" for i in range(10)]
+    return {m: cycle[i % 10] for i, m in enumerate(sorted(set(methods)))}
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+
+
+def _maybe_log_x(ax, values) -> None:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size and v.min() > 0 and v.max() / v.min() >= 20:
+        ax.set_xscale("log")
+
+
+# ---------------------------------------------------------------------------------------
+# plots
+# ---------------------------------------------------------------------------------------
+def matrix_of(run_df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Accuracy matrix R (n_arrivals, n_tasks) and task names of one run's matrix rows."""
+    n_arr = int(run_df["arrival"].max()) + 1
+    n_tasks = max(int(run_df["position"].max()) + 1, n_arr)
+    R = np.full((n_arr, n_tasks), np.nan)
+    R[run_df["arrival"].to_numpy(int), run_df["position"].to_numpy(int)] = run_df["score"].to_numpy(float)
+    names = run_df.drop_duplicates("position").set_index("position")["task"]
+    return R, [str(names.get(j, j)) for j in range(n_tasks)]
+
+
+def plot_accuracy_matrix(matrix_df: pd.DataFrame, path, run_id=None) -> Path:
+    """Heatmap of one run's accuracy matrix (rows: after arrival i; columns: tasks in order).
+
+    Args:
+        matrix_df: "matrix" table; only the rows of ``run_id`` are used.
+        path: PNG file to write.
+        run_id: the run to draw; defaults to the first run in the table.
+
+    Returns:
+        The PNG path.
+    """
+    run_id = matrix_df["run_id"].iloc[0] if run_id is None else run_id
+    df = matrix_df[matrix_df["run_id"] == run_id]
+    R, names = matrix_of(df)
+    fig, axes = _new_figure(1.2 + 0.8 * R.shape[1], 1.0 + 0.6 * R.shape[0])
+    ax = axes[0, 0]
+    im = ax.imshow(np.ma.masked_invalid(R), cmap="viridis", aspect="auto")
+    for (i, j), v in np.ndenumerate(R):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w")
+    ax.set_xticks(range(R.shape[1]), labels=names, rotation=45, ha="right")
+    ax.set_yticks(range(R.shape[0]), labels=[f"after {i}: {names[i]}" for i in range(R.shape[0])])
+    first = df.iloc[0]
+    ax.set_title(f"{first.get('method', '')} seed {first.get('seed', '')}", fontsize=9)
+    fig.colorbar(im, ax=ax, label="score")
+    return _save(fig, path)
+
+
+def plot_kt_by_position(tasks_df: pd.DataFrame, path) -> Path:
+    """Knowledge transfer by stream position per method: mean line, min-max band over runs.
+
+    Args:
+        tasks_df: "tasks" table (columns method, position, kt).
+        path: PNG file to write.
+
+    Returns:
+        The PNG path.
+    """
+    df = tasks_df.dropna(subset=["kt"])
+    colors = _colors(tasks_df["method"])
+    fig, axes = _new_figure(6.5, 4.0)
+    ax = axes[0, 0]
+    for method, g in df.groupby("method", sort=True):
+        s = g.groupby("position")["kt"].agg(["mean", "min", "max"])
+        ax.plot(s.index, s["mean"], marker="o", color=colors[method], label=method)
+        ax.fill_between(s.index, s["min"], s["max"], color=colors[method], alpha=0.15)
+    ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("position in the stream (arrival index)")
+    ax.set_ylabel("knowledge transfer (%)")
+    _legend(ax)
+    return _save(fig, path)
+
+
+def plot_curve(tasks_df: pd.DataFrame, x: str, path) -> Path:
+    """Mean KT and mean final score against ``x`` (teacher_count or low_shot_fraction).
+
+    Args:
+        tasks_df: "tasks" table.
+        x: the column on the x axis, one of ``CURVE_X``.
+        path: PNG file to write.
+
+    Returns:
+        The PNG path.
+    """
+    if x not in CURVE_X:
+        raise ValueError(f"x must be one of {CURVE_X}, got {x!r}")
+    df = tasks_df.dropna(subset=[x])
+    colors = _colors(tasks_df["method"])
+    fig, axes = _new_figure(10.0, 4.0, 1, 2)
+    for ax, y, label in zip(axes[0], ("kt", "final_score"), ("mean KT (%)", "mean final score")):
+        for method, g in df.groupby("method", sort=True):
+            s = g.groupby(x)[y].mean().dropna()
+            if not s.empty:
+                ax.plot(s.index, s.to_numpy(), marker="o", color=colors[method], label=method)
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(label)
+        _maybe_log_x(ax, df[x])
+    _legend(axes[0, 0])
+    return _save(fig, path)
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``points`` (columns params, score) not beaten by a cheaper, better row."""
+    pts = points.sort_values(["params", "score"], ascending=[True, False])
+    keep = pts["score"] > pts["score"].cummax().shift(fill_value=-math.inf)
+    return pts[keep]
+
+
+def plot_pareto(tasks_df: pd.DataFrame, path) -> Path:
+    """Final score against parameters needed at inference, per method, with the Pareto front.
+
+    Small points are runs (means over their tasks); large points are method means.
+
+    Args:
+        tasks_df: "tasks" table (columns method, run_id, final_score, inference_params).
+        path: PNG file to write.
+
+    Returns:
+        The PNG path.
+    """
+    df = tasks_df.dropna(subset=["final_score", "inference_params"])
+    runs = df.groupby(["method", "run_id"], as_index=False).agg(
+        score=("final_score", "mean"), params=("inference_params", "mean")
+    )
+    means = runs.groupby("method")[["params", "score"]].mean()
+    colors = _colors(tasks_df["method"])
+    fig, axes = _new_figure(6.5, 4.5)
+    ax = axes[0, 0]
+    for method, g in runs.groupby("method"):
+        ax.scatter(g["params"], g["score"], s=12, alpha=0.4, color=colors[method])
+    for method, row in means.iterrows():
+        ax.scatter(row["params"], row["score"], s=60, color=colors[method], label=method)
+    front = pareto_front(means)
+    ax.step(front["params"], front["score"], where="post", color="grey", ls="--", lw=1)
+    _maybe_log_x(ax, runs["params"])
+    ax.set_xlabel("parameters needed at inference per task")
+    ax.set_ylabel("mean final score")
+    _legend(ax)
+    return _save(fig, path)
+
+
+def plot_attention(att_df: pd.DataFrame, path) -> Path:
+    """Fusion attention per task: a (layer x teacher) heatmap of mean weight over runs.
+
+    Args:
+        att_df: "attention" table (columns task, layer, teacher, weight).
+        path: PNG file to write.
+
+    Returns:
+        The PNG path.
+    """
+    tasks = list(dict.fromkeys(att_df["task"]))  # first-seen order is stream order
+    teachers = sorted(att_df["teacher"].unique())
+    ncols = min(len(tasks), 4)
+    nrows = math.ceil(len(tasks) / ncols)
+    fig, axes = _new_figure(1.5 + 0.5 * len(teachers) * ncols, 0.8 + 2.6 * nrows, nrows, ncols)
+    im = None
+    for ax, task in zip(axes.flat, tasks):
+        grid = att_df[att_df["task"] == task].pivot_table(
+            index="layer", columns="teacher", values="weight", aggfunc="mean"
+        ).reindex(columns=teachers)
+        im = ax.imshow(np.ma.masked_invalid(grid.to_numpy(float)), aspect="auto", cmap="magma", vmin=0, vmax=1)
+        ax.set_title(str(task), fontsize=9)
+        ax.set_xticks(range(len(teachers)), labels=teachers, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(grid.index)), labels=[str(v) for v in grid.index], fontsize=7)
+        ax.set_ylabel("layer", fontsize=8)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="attention weight")
+    return _save(fig, path)
+
+
+def plot_tenant_timeline(tenant_df: pd.DataFrame, path) -> Path:
+    """Gantt chart of onboarding: queue wait (grey) then training (colour), per method.
+
+    Only the first run of each method is drawn, so rows stay readable.
+
+    Args:
+        tenant_df: "tenants" table (method, run_id, tenant, task, arrival/start/ready times).
+        path: PNG file to write.
+
+    Returns:
+        The PNG path.
+    """
+    methods = sorted(tenant_df["method"].unique())
+    colors = _colors(methods)
+    firsts = [_first_run(tenant_df[tenant_df["method"] == m]).sort_values("arrival_time") for m in methods]
+    rows = max(len(g) for g in firsts)
+    fig, axes = _new_figure(8.0, 0.6 + len(methods) * (0.8 + 0.25 * rows), len(methods), 1, sharex=True)
+    for ax, method, g in zip(axes[:, 0], methods, firsts):
+        y = np.arange(len(g))
+        arrival, start, ready = (g[c].to_numpy(float) for c in ("arrival_time", "start_time", "ready_time"))
+        ax.barh(y, start - arrival, left=arrival, color="lightgrey", label="queue wait")
+        ax.barh(y, ready - start, left=start, color=colors[method], label="onboarding")
+        ax.set_yticks(y, labels=(g["tenant"].astype(str) + ": " + g["task"].astype(str)).tolist(), fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(method, fontsize=9)
+        _legend(ax)
+    axes[-1, 0].set_xlabel("time (s)")
+    return _save(fig, path)
+
+
+def _first_run(df: pd.DataFrame) -> pd.DataFrame:
+    if "run_id" not in df:
+        return df
+    return df[df["run_id"] == df["run_id"].iloc[0]]
+
+
+# ---------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
+        return "n/a"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
+    if isinstance(v, (int, np.integer)) and abs(v) >= 1e4:
+        return f"{v:,}"
+    return str(v).replace("|", "\\|")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (pandas' ``to_markdown`` when tabulate is installed)."""
+    text = df.astype(object).map(_fmt)
+    try:
+        import tabulate  # noqa: F401  (optional; only decides the formatter)
+
+        return text.to_markdown(index=False, disable_numparse=True)
+    except ImportError:
+        pass
+    cols = [str(c) for c in text.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in text.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def method_summary(tasks: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: per-run means (sums for bytes and wall time), averaged over runs."""
+    aggs = {c: (c, "mean") for c in ("final_score", "kt", "forgetting", "trainable_params", "inference_params")}
+    aggs |= {c: (c, "sum") for c in ("stored_bytes", "wall_s")}
+    aggs = {k: v for k, v in aggs.items() if v[0] in tasks}
+    per_run = tasks.groupby(["method", "run_id"]).agg(**aggs)
+    out = per_run.groupby("method").mean()
+    out.insert(0, "runs", per_run.groupby("method").size())
+    if "final_score" in per_run:
+        out.insert(2, "final_score_std", per_run.groupby("method")["final_score"].std())
+    return out.reset_index()
+
+
+def stream_summary(matrix: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: average accuracy and BWT from its accuracy matrix."""
+    rows = []
+    for run_id, g in matrix.groupby("run_id", sort=False):
+        R, _ = matrix_of(g)
+        first = g.iloc[0]
+        rows.append({
+            "run_id": run_id, "method": first.get("method"), "seed": first.get("seed"),
+            "ordering": first.get("ordering"), "avg_accuracy": metrics.average_accuracy(R),
+            "bwt": metrics.backward_transfer(R),
+        })
+    return pd.DataFrame(rows)
+
+
+def tenant_summary(tenants: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: onboarding latency percentiles, queue wait, bytes per tenant."""
+    rows = []
+    for method, g in tenants.groupby("method", sort=True):
+        per_tenant = g.groupby(["run_id", "tenant"])["stored_bytes"].sum()
+        row = {"method": method, "tenants": g["tenant"].nunique(), "adapters": len(g)}
+        row |= {f"onboarding_{k}_s": v for k, v in metrics.percentiles(g["onboarding_s"]).items()}
+        row |= {"queue_wait_mean_s": g["queue_wait_s"].mean(), "bytes_per_tenant": per_tenant.mean()}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def attention_summary(att: pd.DataFrame) -> pd.DataFrame:
+    """Per task, the teacher with the highest mean attention weight (over layers and runs)."""
+    mean = att.groupby(["task", "teacher"], sort=False)["weight"].mean().reset_index()
+    top = mean.loc[mean.groupby("task", sort=False)["weight"].idxmax()]
+    return top.rename(columns={"teacher": "top_teacher", "weight": "mean_weight"}).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------
+def _present(df) -> bool:
+    return df is not None and not df.empty
+
+
+def _slug(value) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value)).strip("_") or "run"
+
+
+def _figure(title: str, name: str) -> list[str]:
+    return [f"### {title}", "", f"![{title}]({name})", ""]
+
+
+def _tasks_section(out: Path, tasks: pd.DataFrame) -> list[str]:
+    tasks = tasks.copy()
+    for col in _TASK_NUMERIC:
+        if col in tasks:
+            tasks[col] = pd.to_numeric(tasks[col], errors="coerce")
+    lines = ["## Summary by method", "", markdown_table(method_summary(tasks)), ""]
+    if "ordering" in tasks and tasks["ordering"].nunique() > 1:
+        by_order = tasks.groupby(["method", "ordering"], as_index=False).agg(
+            runs=("run_id", "nunique"), final_score=("final_score", "mean"), kt=("kt", "mean"))
+        lines += ["## By ordering", "", markdown_table(by_order), ""]
+    if tasks["kt"].notna().any():
+        plot_kt_by_position(tasks, out / "kt_by_position.png")
+        lines += _figure("Knowledge transfer by position", "kt_by_position.png")
+    if (tasks["final_score"].notna() & tasks["inference_params"].notna()).any():
+        plot_pareto(tasks, out / "pareto.png")
+        lines += _figure("Final score vs inference parameters", "pareto.png")
+    for x in CURVE_X:
+        if x in tasks and tasks[x].dropna().nunique() > 1:
+            name = f"curve_{x}.png"
+            plot_curve(tasks, x, out / name)
+            lines += _figure(f"KT and final score vs {x.replace('_', ' ')}", name)
+    return lines
+
+
+def _matrix_section(out: Path, matrix: pd.DataFrame) -> list[str]:
+    lines = ["## Accuracy matrices", "", markdown_table(stream_summary(matrix)), ""]
+    run_ids = list(dict.fromkeys(matrix["run_id"]))
+    for run_id in run_ids[:MAX_MATRIX_PLOTS]:
+        name = f"accuracy_matrix_{_slug(run_id)}.png"
+        plot_accuracy_matrix(matrix, out / name, run_id=run_id)
+        lines += _figure(f"Accuracy matrix, run {run_id}", name)
+    if len(run_ids) > MAX_MATRIX_PLOTS:
+        lines += [f"_{len(run_ids) - MAX_MATRIX_PLOTS} more runs not plotted._", ""]
+    return lines
+
+
+def write_report(out_dir, matrix=None, tasks=None, attention=None, tenants=None) -> Path:
+    """Write ``report.md`` and the plots whose data is present into ``out_dir``.
+
+    Args:
+        out_dir: folder for the report and PNGs (created if missing).
+        matrix: "matrix" table (run_id, method, seed, ordering, arrival, task, position, score).
+        tasks: "tasks" table (run_id, method, seed, ordering, task, position, final_score,
+            diag_score, kt, forgetting, trainable_params, inference_params, stored_bytes,
+            wall_s, teachers, teacher_count, low_shot_fraction).
+        attention: optional "attention" table (run_id, task, layer, teacher, weight).
+        tenants: optional "tenants" table (run_id, method, tenant, task, arrival_time,
+            start_time, ready_time, onboarding_s, queue_wait_s, stored_bytes).
+
+    Returns:
+        Path of the written ``report.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# cl_sim report", ""]
+    if _present(tasks):
+        lines += _tasks_section(out, tasks)
+    if _present(matrix):
+        lines += _matrix_section(out, matrix)
+    if _present(attention):
+        plot_attention(attention, out / "attention.png")
+        lines += ["## Fusion attention", "", markdown_table(attention_summary(attention)), ""]
+        lines += _figure("Attention weight per layer and teacher", "attention.png")
+    if _present(tenants):
+        plot_tenant_timeline(tenants, out / "tenant_timeline.png")
+        lines += ["## Tenants", "", markdown_table(tenant_summary(tenants)), ""]
+        lines += _figure("Tenant onboarding timeline", "tenant_timeline.png")
+    if len(lines) == 2:
+        lines += ["No results to report.", ""]
+    return _write_text(out / "report.md", "\n".join(lines))
