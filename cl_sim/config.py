@@ -110,6 +110,7 @@ class MethodConfig:
     teacher_selection: str = "recent"
     i2i_variant: str = "FF"
     low_shot_fraction: float = 0.05
+    kt_reference: str = "st_a"  # KT compares every task with this method's score (CLiMB)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
 
@@ -144,6 +145,7 @@ class TaskConfig:
     label_column: str = "label"
     label_type: str = "classification"
     metric: str = "accuracy"
+    dev_from_train: float = 0.0  # carve a dev split out of train when the source has none
     hf_path: str = ""
     hf_config: Optional[str] = None
     hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "dev": "validation"})

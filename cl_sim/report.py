@@ -3,7 +3,8 @@
 Inputs are the pandas tables written by the simulator ("matrix", "tasks" and optionally
 "attention" and "tenants"; see ``write_report``). Plots use matplotlib's Agg canvas directly
 (no pyplot global state), so this is safe on headless machines and in worker processes.
-Every file is written to a temporary name first and moved into place with ``os.replace``.
+Every ``plot_*`` function writes one PNG and returns its path; every file is written to a
+temporary name first and moved into place with ``os.replace``.
 
 Usage:
     from cl_sim.report import write_report
@@ -20,28 +21,24 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cl_sim import metrics
 
 CURVE_X = ("teacher_count", "low_shot_fraction")
 MAX_MATRIX_PLOTS = 8  # one heatmap per run; beyond this the report only lists the numbers
-_TASK_NUMERIC = (
-    "position", "final_score", "diag_score", "kt", "forgetting", "trainable_params",
-    "inference_params", "stored_bytes", "wall_s", "teacher_count", "low_shot_fraction",
-)
+_TASK_NUMERIC = ("position", "final_score", "diag_score", "kt", "forgetting", "trainable_params",
+                 "inference_params", "stored_bytes", "wall_s", "teacher_count", "low_shot_fraction")
 
 
-# ---------------------------------------------------------------------------------------
-# files and figures
-# ---------------------------------------------------------------------------------------
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = _tmp_name(path)
+# --- files and figures ---------------------------------------------------------------
+def _atomic(path, write) -> Path:
+    """Call ``write(tmp)`` then move tmp onto path, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -55,21 +52,12 @@ def _new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **k
 
 
 def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        fig.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
 def _colors(methods) -> dict:
     """The same colour for a method in every plot."""
-    cycle = [f"C{i}" for i in range(10)]
-    return {m: cycle[i % 10] for i, m in enumerate(sorted(set(methods)))}
+    return {m: f"C{i % 10}" for i, m in enumerate(sorted(set(methods)))}
 
 
 def _legend(ax) -> None:
@@ -84,9 +72,7 @@ def _maybe_log_x(ax, values) -> None:
         ax.set_xscale("log")
 
 
-# ---------------------------------------------------------------------------------------
-# plots
-# ---------------------------------------------------------------------------------------
+# --- plots ---------------------------------------------------------------------------
 def matrix_of(run_df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Accuracy matrix R (n_arrivals, n_tasks) and task names of one run's matrix rows."""
     n_arr = int(run_df["arrival"].max()) + 1
@@ -104,9 +90,6 @@ def plot_accuracy_matrix(matrix_df: pd.DataFrame, path, run_id=None) -> Path:
         matrix_df: "matrix" table; only the rows of ``run_id`` are used.
         path: PNG file to write.
         run_id: the run to draw; defaults to the first run in the table.
-
-    Returns:
-        The PNG path.
     """
     run_id = matrix_df["run_id"].iloc[0] if run_id is None else run_id
     df = matrix_df[matrix_df["run_id"] == run_id]
@@ -119,8 +102,7 @@ def plot_accuracy_matrix(matrix_df: pd.DataFrame, path, run_id=None) -> Path:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="w")
     ax.set_xticks(range(R.shape[1]), labels=names, rotation=45, ha="right")
     ax.set_yticks(range(R.shape[0]), labels=[f"after {i}: {names[i]}" for i in range(R.shape[0])])
-    first = df.iloc[0]
-    ax.set_title(f"{first.get('method', '')} seed {first.get('seed', '')}", fontsize=9)
+    ax.set_title(f"{df['method'].iloc[0]} seed {df['seed'].iloc[0]}", fontsize=9)
     fig.colorbar(im, ax=ax, label="score")
     return _save(fig, path)
 
@@ -131,9 +113,6 @@ def plot_kt_by_position(tasks_df: pd.DataFrame, path) -> Path:
     Args:
         tasks_df: "tasks" table (columns method, position, kt).
         path: PNG file to write.
-
-    Returns:
-        The PNG path.
     """
     df = tasks_df.dropna(subset=["kt"])
     colors = _colors(tasks_df["method"])
@@ -144,6 +123,7 @@ def plot_kt_by_position(tasks_df: pd.DataFrame, path) -> Path:
         ax.plot(s.index, s["mean"], marker="o", color=colors[method], label=method)
         ax.fill_between(s.index, s["min"], s["max"], color=colors[method], alpha=0.15)
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("position in the stream (arrival index)")
     ax.set_ylabel("knowledge transfer (%)")
     _legend(ax)
@@ -157,9 +137,6 @@ def plot_curve(tasks_df: pd.DataFrame, x: str, path) -> Path:
         tasks_df: "tasks" table.
         x: the column on the x axis, one of ``CURVE_X``.
         path: PNG file to write.
-
-    Returns:
-        The PNG path.
     """
     if x not in CURVE_X:
         raise ValueError(f"x must be one of {CURVE_X}, got {x!r}")
@@ -174,7 +151,7 @@ def plot_curve(tasks_df: pd.DataFrame, x: str, path) -> Path:
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(label)
         _maybe_log_x(ax, df[x])
-    _legend(axes[0, 0])
+        _legend(ax)
     return _save(fig, path)
 
 
@@ -193,14 +170,10 @@ def plot_pareto(tasks_df: pd.DataFrame, path) -> Path:
     Args:
         tasks_df: "tasks" table (columns method, run_id, final_score, inference_params).
         path: PNG file to write.
-
-    Returns:
-        The PNG path.
     """
     df = tasks_df.dropna(subset=["final_score", "inference_params"])
-    runs = df.groupby(["method", "run_id"], as_index=False).agg(
-        score=("final_score", "mean"), params=("inference_params", "mean")
-    )
+    runs = df.groupby(["method", "run_id"], as_index=False).agg(score=("final_score", "mean"),
+                                                                 params=("inference_params", "mean"))
     means = runs.groupby("method")[["params", "score"]].mean()
     colors = _colors(tasks_df["method"])
     fig, axes = _new_figure(6.5, 4.5)
@@ -224,21 +197,17 @@ def plot_attention(att_df: pd.DataFrame, path) -> Path:
     Args:
         att_df: "attention" table (columns task, layer, teacher, weight).
         path: PNG file to write.
-
-    Returns:
-        The PNG path.
     """
     tasks = list(dict.fromkeys(att_df["task"]))  # first-seen order is stream order
     teachers = sorted(att_df["teacher"].unique())
     ncols = min(len(tasks), 4)
     nrows = math.ceil(len(tasks) / ncols)
     fig, axes = _new_figure(1.5 + 0.5 * len(teachers) * ncols, 0.8 + 2.6 * nrows, nrows, ncols)
-    im = None
     for ax, task in zip(axes.flat, tasks):
-        grid = att_df[att_df["task"] == task].pivot_table(
-            index="layer", columns="teacher", values="weight", aggfunc="mean"
-        ).reindex(columns=teachers)
-        im = ax.imshow(np.ma.masked_invalid(grid.to_numpy(float)), aspect="auto", cmap="magma", vmin=0, vmax=1)
+        grid = att_df[att_df["task"] == task].pivot_table(index="layer", columns="teacher", values="weight",
+                                                          aggfunc="mean").reindex(columns=teachers)
+        im = ax.imshow(np.ma.masked_invalid(grid.to_numpy(float)), aspect="auto", cmap="magma",
+                       vmin=0, vmax=1)
         ax.set_title(str(task), fontsize=9)
         ax.set_xticks(range(len(teachers)), labels=teachers, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(len(grid.index)), labels=[str(v) for v in grid.index], fontsize=7)
@@ -257,13 +226,13 @@ def plot_tenant_timeline(tenant_df: pd.DataFrame, path) -> Path:
     Args:
         tenant_df: "tenants" table (method, run_id, tenant, task, arrival/start/ready times).
         path: PNG file to write.
-
-    Returns:
-        The PNG path.
     """
     methods = sorted(tenant_df["method"].unique())
     colors = _colors(methods)
-    firsts = [_first_run(tenant_df[tenant_df["method"] == m]).sort_values("arrival_time") for m in methods]
+    firsts = []
+    for m in methods:
+        g = tenant_df[tenant_df["method"] == m]
+        firsts.append(g[g["run_id"] == g["run_id"].iloc[0]].sort_values("arrival_time"))
     rows = max(len(g) for g in firsts)
     fig, axes = _new_figure(8.0, 0.6 + len(methods) * (0.8 + 0.25 * rows), len(methods), 1, sharex=True)
     for ax, method, g in zip(axes[:, 0], methods, firsts):
@@ -279,15 +248,7 @@ def plot_tenant_timeline(tenant_df: pd.DataFrame, path) -> Path:
     return _save(fig, path)
 
 
-def _first_run(df: pd.DataFrame) -> pd.DataFrame:
-    if "run_id" not in df:
-        return df
-    return df[df["run_id"] == df["run_id"].iloc[0]]
-
-
-# ---------------------------------------------------------------------------------------
-# tables
-# ---------------------------------------------------------------------------------------
+# --- tables --------------------------------------------------------------------------
 def _fmt(v) -> str:
     if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
         return "n/a"
@@ -303,7 +264,6 @@ def markdown_table(df: pd.DataFrame) -> str:
     text = df.astype(object).map(_fmt)
     try:
         import tabulate  # noqa: F401  (optional; only decides the formatter)
-
         return text.to_markdown(index=False, disable_numparse=True)
     except ImportError:
         pass
@@ -331,12 +291,8 @@ def stream_summary(matrix: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run_id, g in matrix.groupby("run_id", sort=False):
         R, _ = matrix_of(g)
-        first = g.iloc[0]
-        rows.append({
-            "run_id": run_id, "method": first.get("method"), "seed": first.get("seed"),
-            "ordering": first.get("ordering"), "avg_accuracy": metrics.average_accuracy(R),
-            "bwt": metrics.backward_transfer(R),
-        })
+        row = {"run_id": run_id} | {k: g[k].iloc[0] for k in ("method", "seed", "ordering") if k in g}
+        rows.append(row | {"avg_accuracy": metrics.average_accuracy(R), "bwt": metrics.backward_transfer(R)})
     return pd.DataFrame(rows)
 
 
@@ -359,9 +315,7 @@ def attention_summary(att: pd.DataFrame) -> pd.DataFrame:
     return top.rename(columns={"teacher": "top_teacher", "weight": "mean_weight"}).reset_index(drop=True)
 
 
-# ---------------------------------------------------------------------------------------
-# report
-# ---------------------------------------------------------------------------------------
+# --- report --------------------------------------------------------------------------
 def _present(df) -> bool:
     return df is not None and not df.empty
 
@@ -443,4 +397,4 @@ def write_report(out_dir, matrix=None, tasks=None, attention=None, tenants=None)
         lines += _figure("Tenant onboarding timeline", "tenant_timeline.png")
     if len(lines) == 2:
         lines += ["No results to report.", ""]
-    return _write_text(out / "report.md", "\n".join(lines))
+    return _atomic(out / "report.md", lambda tmp: tmp.write_text("\n".join(lines), encoding="utf-8"))

@@ -5,10 +5,8 @@ and metric. Every problem raises one ``DataError`` naming the task, file and lin
 
 Example::
 
-    task = load_file_task(
-        "rte", {"train": "rte/train.tsv", "dev": "rte/dev.tsv"},
-        text_columns=["sentence1", "sentence2"], label_column="label",
-        data_root="../shared/data")
+    task = load_file_task("rte", {"train": "rte/train.tsv", "dev": "rte/dev.tsv"},
+                          ["sentence1", "sentence2"], "label", data_root="../shared/data")
     task = shared_task("copa")  # one of SHARED_TASKS, found under $CL_SIM_DATA
 """
 from __future__ import annotations
@@ -55,10 +53,8 @@ def resolve_path(path: str | os.PathLike, data_root: str | os.PathLike | None = 
 def _read_delimited(path: Path, fmt: str, header: bool) -> Table:
     """csv (standard quoting) or tsv (QUOTE_NONE, as GLUE writes it); blank lines skipped."""
     with open(path, newline="", encoding="utf-8-sig") as f:
-        if fmt == "tsv":
-            reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        else:
-            reader = csv.reader(f)
+        glue_style = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+        reader = csv.reader(f, **glue_style)
         rows = [(reader.line_num, row) for row in reader if row]
     if not rows:
         return Table({}, ())
@@ -103,7 +99,7 @@ def _read_jsonl(path: Path) -> Table:
             except json.JSONDecodeError as e:
                 raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
-                raise DataError(f"{path} line {i}: expected a JSON object, got {type(obj).__name__}")
+                raise DataError(f"{path} line {i}: expected a JSON object, not {obj!r:.40}")
             records.append(obj)
             where.append(f"{path} line {i}")
     names = list(dict.fromkeys(k for r in records for k in r))
@@ -122,36 +118,50 @@ def read_table(path: Path, fmt: str, header: bool = True) -> Table:
     """Read one split file in ``fmt`` (one of ``FORMATS``) into a ``Table``."""
     if fmt in ("csv", "tsv"):
         return _read_delimited(path, fmt, header)
-    return {"jsonl": _read_jsonl, "parquet": _read_parquet, "label_text": _read_label_text}[fmt](path)
+    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "label_text": _read_label_text}
+    return readers[fmt](path)
 
 
 def _infer_format(path: Path, fmt: str | None, task: str) -> str:
-    if fmt is not None:
-        if fmt not in FORMATS:
-            raise ConfigError(f"task {task!r}: unknown format {fmt!r}; choose one of {FORMATS}")
-        return fmt
-    if path.suffix.lower() not in _SUFFIX_FORMATS:
-        raise ConfigError(
-            f"task {task!r}: cannot infer the format of {path} from its suffix; "
-            f"set format to one of {FORMATS}"
-        )
-    return _SUFFIX_FORMATS[path.suffix.lower()]
+    fmt = fmt or _SUFFIX_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"task {task!r}: cannot infer the format of {path}; set one of {FORMATS}")
+    if fmt not in FORMATS:
+        raise ConfigError(f"task {task!r}: unknown format {fmt!r}; choose one of {FORMATS}")
+    return fmt
 
 
-def _check_spec(name: str, paths: dict, label_type: str, metric: str, dev_from_train: float) -> None:
+def _read_splits(name: str, paths: dict, fmt: str | None, header: bool, data_root) -> dict:
+    """Read every split's file into a ``Table``; read errors name the task."""
+    tables = {}
+    for split, rel in paths.items():
+        path = resolve_path(rel, data_root)
+        if not path.is_file():
+            raise DataError(f"task {name!r}: {split} file not found: {path}")
+        try:
+            tables[split] = read_table(path, _infer_format(path, fmt, name), header)
+        except DataError as e:
+            raise DataError(f"task {name!r}: {e}") from None
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise DataError(f"task {name!r}: cannot read {path}: {e}") from None
+    return tables
+
+
+def check_spec(name: str, splits, label_type: str, metric: str, dev_from_train: float) -> None:
+    """Reject an unknown label type / metric / split name and a missing train or dev split."""
     if label_type not in KINDS:
-        raise ConfigError(f"task {name!r}: unknown label_type {label_type!r}; choose one of {KINDS}")
+        raise ConfigError(f"task {name!r}: unknown label_type {label_type!r}; choose from {KINDS}")
     if metric not in _KIND_METRICS[label_type]:
         raise ConfigError(
             f"task {name!r}: metric {metric!r} does not fit label_type {label_type!r}; "
             f"choose one of {_KIND_METRICS[label_type]}"
         )
-    unknown = sorted(set(paths) - set(SPLIT_NAMES))
+    unknown = sorted(set(splits) - set(SPLIT_NAMES))
     if unknown:
         raise DataError(f"task {name!r}: unknown split name(s) {unknown}; use {SPLIT_NAMES}")
-    if "train" not in paths:
-        raise DataError(f"task {name!r}: the train split is missing (splits given: {sorted(paths)})")
-    if "dev" not in paths and not 0.0 < dev_from_train < 1.0:
+    if "train" not in splits:
+        raise DataError(f"task {name!r}: the train split is missing (given: {sorted(splits)})")
+    if "dev" not in splits and not 0.0 < dev_from_train < 1.0:
         raise DataError(f"task {name!r}: no dev split; give a dev path or dev_from_train in (0, 1)")
 
 
@@ -179,17 +189,16 @@ def load_file_task(
         text_columns: the text segments of an example, in order. An entry that is a list
             of columns joins their values with a space (e.g. COPA's premise + question).
             multiple_choice: ``[context, choice_1, choice_2, ...]``.
-        label_column: the label column (classification: any value, kept as a string;
-            regression: a number; multiple_choice: index of the right choice).
+        label_column: classification: any value, as a string; regression: a number;
+            multiple_choice: index of the right choice.
         label_type: "classification", "regression" or "multiple_choice".
         metric: accuracy / f1 / matthews (classification), pearson / spearman (regression).
-        format: csv, tsv, jsonl, parquet or label_text ('<label> <text>' lines); inferred
-            from the suffix when None.
+        format: csv, tsv, jsonl, parquet, label_text ('<label> <text>' lines); None: by suffix.
         header: csv/tsv only; False names columns by position as strings ("0", "3").
         tenant: owning tenant.
         data_root: base folder for relative paths.
         label_sep: keep only the part of a label before this separator (TREC "LOC:city").
-        drop_empty_text: drop rows whose text segments are all empty (instead of keeping them).
+        drop_empty_text: drop rows whose text segments are all empty.
         dev_from_train: without a dev path, move this fraction of train (per class, seeded
             by the task name) into dev.
 
@@ -197,23 +206,12 @@ def load_file_task(
         A ``Task``; class names sorted numeric-aware ("0" < "1" < "10").
 
     Raises:
-        DataError: missing file, column, train or dev split; empty split; wrong field
-            count (names file and line); bad labels; dev/test labels not seen in train.
+        DataError: missing file/column/train/dev split; empty split; wrong field count
+            (names file and line); bad labels; dev/test labels not seen in train.
         ConfigError: unknown label_type, metric or format.
     """
-    _check_spec(name, paths, label_type, metric, dev_from_train)
-    tables = {}
-    for split, rel in paths.items():
-        path = resolve_path(rel, data_root)
-        if not path.is_file():
-            raise DataError(f"task {name!r}: {split} file not found: {path}")
-        fmt = _infer_format(path, format, name)
-        try:
-            tables[split] = read_table(path, fmt, header)
-        except DataError as e:
-            raise DataError(f"task {name!r}: {e}") from None
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise DataError(f"task {name!r}: cannot read {path}: {e}") from None
+    check_spec(name, paths, label_type, metric, dev_from_train)
+    tables = _read_splits(name, paths, format, header, data_root)
     return task_from_tables(
         name, tables, text_columns, label_column, label_type, metric, tenant,
         label_sep=label_sep, drop_empty_text=drop_empty_text, dev_from_train=dev_from_train,
@@ -265,7 +263,8 @@ def _encode_labels(raw: list, where: tuple, kind: str, names: tuple, task: str) 
             try:
                 out.append(float(v))
             except ValueError:
-                raise DataError(f"task {task!r}: {w}: regression label {v!r} is not a number") from None
+                msg = f"task {task!r}: {w}: regression label {v!r} is not a number"
+                raise DataError(msg) from None
         return np.array(out, dtype=np.float32)
     for w, v in zip(where, raw):
         if not v.isdigit() or int(v) >= len(names):
@@ -292,6 +291,7 @@ def task_from_tables(
     ids (HF ClassLabel); otherwise names are the sorted distinct train labels.
     Other arguments as in ``load_file_task``.
     """
+    check_spec(name, tables, label_type, metric, dev_from_train)
     if not text_columns:
         raise DataError(f"task {name!r}: text_columns is empty")
     if label_type == "multiple_choice" and len(text_columns) < 3:
@@ -327,13 +327,13 @@ def _label_names(name: str, raw: dict, text_columns: list, kind: str, given) -> 
     if kind == "multiple_choice":
         return tuple(c if isinstance(c, str) else "+".join(c) for c in text_columns[1:])
     if given is not None:
-        names = tuple(given)
-        raw_to_name = {str(i): n for i, n in enumerate(names)}
+        raw_to_name = {str(i): n for i, n in enumerate(given)}
         for split, (_, labels, where) in raw.items():
             for i, v in enumerate(labels):
                 if v not in raw_to_name:
                     raise DataError(
-                        f"task {name!r}: {where[i]}: label {v!r} is not a class id in [0, {len(names)})"
+                        f"task {name!r}: {where[i]}: label {v!r} is not a class id "
+                        f"in [0, {len(given)})"
                     )
                 labels[i] = raw_to_name[v]
     seen = set(raw["train"][1])
@@ -344,15 +344,14 @@ def _label_names(name: str, raw: dict, text_columns: list, kind: str, given) -> 
                 f"task {name!r}: {split} labels not seen in train: {unseen[:10]} "
                 f"(train has {sorted(seen, key=label_sort_key)[:20]})"
             )
-    return names if given is not None else tuple(sorted(seen, key=label_sort_key))
+    return tuple(given) if given is not None else tuple(sorted(seen, key=label_sort_key))
 
 
 def _tsv(folder: str, splits=("train", "dev"), suffix: str = "tsv") -> dict[str, str]:
     return {s: f"{folder}/{s}.{suffix}" for s in splits}
 
 
-# Specs of tasks staged in ../shared/data (columns from each task's SOURCE.txt): plain
-# data, so a config can name them. Relative paths resolve against the data root.
+# Tasks staged in ../shared/data, as plain specs (columns from each task's SOURCE.txt).
 SHARED_TASKS: dict[str, dict] = {
     "rte": dict(paths=_tsv("rte"), text_columns=["sentence1", "sentence2"], label_column="label"),
     "mrpc": dict(paths=_tsv("mrpc", ("train", "dev", "test")), metric="f1",
@@ -365,7 +364,8 @@ SHARED_TASKS: dict[str, dict] = {
     "stsb": dict(paths=_tsv("stsb"), text_columns=["sentence1", "sentence2"],
                  label_column="score", label_type="regression", metric="pearson"),
     "copa": dict(paths=_tsv("copa", suffix="jsonl"), label_type="multiple_choice",
-                 text_columns=[["premise", "question"], "choice1", "choice2"], label_column="label"),
+                 text_columns=[["premise", "question"], "choice1", "choice2"],
+                 label_column="label"),
     "cb": dict(paths=_tsv("cb", suffix="jsonl"), text_columns=["premise", "hypothesis"],
                label_column="label"),
     "trec": dict(paths=_tsv("trec", ("train", "test"), "txt"), format="label_text", header=False,
@@ -378,7 +378,7 @@ SHARED_TASKS: dict[str, dict] = {
 }
 
 
-def shared_task(name: str, data_root: str | os.PathLike | None = None, tenant: str = "default") -> Task:
+def shared_task(name: str, data_root: str | Path | None = None, tenant: str = "default") -> Task:
     """Load one of ``SHARED_TASKS`` from the shared benchmark data (never copied).
 
     Args:
@@ -395,5 +395,5 @@ def shared_task(name: str, data_root: str | os.PathLike | None = None, tenant: s
         raise DataError(f"unknown shared task {name!r}; known: {sorted(SHARED_TASKS)}")
     root = data_root if data_root is not None else os.environ.get(DATA_ENV)
     if not root:
-        raise DataError(f"shared task {name!r}: pass data_root or set ${DATA_ENV} to the data folder")
+        raise DataError(f"shared task {name!r}: pass data_root or set ${DATA_ENV} to the data dir")
     return load_file_task(name, tenant=tenant, data_root=root, **SHARED_TASKS[name])

@@ -86,7 +86,9 @@ def base_rule(family: str, n_classes: int = 2) -> dict[str, int]:
     return {SIGNAL_WORDS[w]: int(i % n_classes) for i, w in enumerate(order)}
 
 
-def task_rule(family: str, name: str, relatedness: float = 1.0, n_classes: int = 2) -> dict[str, int]:
+def task_rule(
+    family: str, name: str, relatedness: float = 1.0, n_classes: int = 2
+) -> dict[str, int]:
     """The rule of one task: the family's base rule, perturbed per word.
 
     Each word keeps its base class with probability ``relatedness``; otherwise it gets a
@@ -103,7 +105,9 @@ def task_rule(family: str, name: str, relatedness: float = 1.0, n_classes: int =
         A dict signal word -> class id.
     """
     if not 0.0 <= relatedness <= 1.0:
-        raise ConfigError(f"synthetic task {name!r}: relatedness must be in [0, 1], got {relatedness}")
+        raise ConfigError(
+            f"synthetic task {name!r}: relatedness must be in [0, 1], got {relatedness}"
+        )
     rule = base_rule(family, n_classes)
     rng = _rng("task", family, name, n_classes)
     keep = rng.random(len(SIGNAL_WORDS)) < relatedness
@@ -196,7 +200,9 @@ def make_synthetic_task(
     return Task(name, "classification", labels, "accuracy", splits, tenant)
 
 
-def default_stream(n_tasks: int = 3, kind: str = "unrelated", seed: int = 0, **task_kwargs) -> list[Task]:
+def default_stream(
+    n_tasks: int = 3, kind: str = "unrelated", seed: int = 0, **task_kwargs
+) -> list[Task]:
     """A ready-made stream of synthetic tasks ``syn0, syn1, ...``.
 
     Args:

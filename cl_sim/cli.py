@@ -1,0 +1,143 @@
+"""`cl-sim`: run, validate and report continual-learning streams.
+
+    cl-sim run [CONFIG.yaml] [key=value ...]     # one stream x one method x one seed
+    cl-sim validate CONFIG.yaml [key=value ...]  # check config and data, train nothing
+    cl-sim report RUN_DIR                        # Markdown + PNG report of a finished run
+    cl-sim show-config [CONFIG.yaml] [key=value ...]
+
+Bad input exits with status 2 and one line naming the problem.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from cl_sim.errors import CLSimError
+
+
+def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
+    if args and "=" not in args[0]:
+        return args[0], args[1:]
+    return None, args
+
+
+def _load(args: list[str]):
+    from cl_sim.config import load_config
+
+    path, overrides = _split_args(args)
+    return load_config(path, overrides)
+
+
+def print_run(rec, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="accuracy matrix R[i, j]: score on task j after arrival i")
+    table.add_column("after")
+    for name in rec.ordering:
+        table.add_column(name, justify="right")
+    for i, name in enumerate(rec.ordering):
+        table.add_row(name, *[f"{x:.3f}" if x == x else "" for x in rec.R[i]])
+    console.print(table)
+    per_task = Table(title="per task")
+    for col in ("task", "diag", "final", "ref", "KT", "forgetting", "infer. params", "teachers"):
+        per_task.add_column(col, justify="right")
+    fmt = lambda x, f="{:.3f}": "-" if x is None or x != x else f.format(x)  # noqa: E731
+    for r in rec.tasks:
+        per_task.add_row(r["task"], fmt(r["diag_score"]), fmt(r["final_score"]), fmt(r["ref_score"]),
+                         fmt(r["kt"], "{:+.1f}"), fmt(r["forgetting"], "{:.1f}"), f"{r['inference_params']:,}",
+                         r["teachers"] or "-")
+    console.print(per_task)
+    s = rec.summary
+    console.print("summary: " + "  ".join(f"{k}={fmt(v)}" for k, v in s.items()))
+    console.print(f"results: {out}")
+
+
+def cmd_run(args: list[str]) -> int:
+    from cl_sim.execution.local import LocalExecutor
+    from cl_sim.results import run_dir, write_run
+    from cl_sim.simulate import run_stream
+    from cl_sim.store import Store
+    from cl_sim.tasks import load_tasks
+    from cl_sim.config import ordering
+
+    cfg = _load(args)
+    if cfg.execution.executor == "ray":
+        from cl_sim.execution.ray_train import make_executor
+    tasks = load_tasks(cfg)
+    store = Store(cfg.execution.store_dir)
+    start = time.perf_counter()
+    if cfg.execution.executor == "ray":
+        executor = make_executor(cfg, store, tasks)
+    else:
+        executor = LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"  {m}", flush=True))
+    out = run_dir(cfg)
+    print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
+          f"{cfg.adapter.kind}, seed {cfg.training.seed}) -> {out}", flush=True)
+    rec = run_stream(cfg, tasks, executor, ordering(cfg), run_id=out.name)
+    write_run(cfg, rec, out, executor)
+    print_run(rec, out)
+    print(f"phases trained {executor.trained}, reused from store {executor.reused}; "
+          f"{time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def cmd_validate(args: list[str]) -> int:
+    from cl_sim.tasks import load_tasks
+
+    cfg = _load(args)
+    tasks = load_tasks(cfg)
+    for t in tasks.values():
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in t.splits.items())
+        print(f"ok  {t.name}: {t.kind}, {t.num_labels} labels, metric {t.metric} ({sizes})")
+    print(f"config ok: method {cfg.method.name}, {len(tasks)} tasks")
+    return 0
+
+
+def cmd_show_config(args: list[str]) -> int:
+    import yaml
+
+    print(yaml.safe_dump(_load(args).to_dict(), sort_keys=False))
+    return 0
+
+
+def cmd_report(args: list[str]) -> int:
+    import pandas as pd
+
+    from cl_sim.errors import ConfigError
+    from cl_sim.report import write_report
+
+    if len(args) != 1 or not Path(args[0]).is_dir():
+        raise ConfigError(f"report: expected one results folder, got {' '.join(args) or 'nothing'}")
+    folder = Path(args[0])
+    tables = {}
+    for name in ("matrix", "tasks", "attention", "tenants"):
+        path = folder / f"{name}.parquet"
+        tables[name] = pd.read_parquet(path) if path.is_file() else None
+    if tables["matrix"] is None and tables["tasks"] is None:
+        raise ConfigError(f"report: {folder} holds no matrix.parquet or tasks.parquet")
+    print(f"report: {write_report(folder, **tables)}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "show-config": cmd_show_config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cl-sim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    ns = parser.parse_args(argv)
+    try:
+        return COMMANDS[ns.command](ns.args)
+    except CLSimError as exc:
+        print(f"cl-sim: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

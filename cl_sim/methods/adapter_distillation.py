@@ -1,0 +1,24 @@
+"""AdapterDistillation (Wang et al. 2023, "AdapterDistillation: Non-Destructive Task Composition
+with Knowledge Distillation", arXiv:2312.16261).
+
+Per task k with teachers T (selected earlier AdapterDistillation adapters):
+  1. Stage 1: train a student adapter + head on k (the ST-A phase, shared through the store).
+  2. Stage 2: train a fusion layer + head over T + [student] (the paper adds the partly trained
+     student as the N-th teacher), then distil that fused model back into the student, which
+     starts from its stage-1 weights. The fusion layer exists only during training.
+
+Choices the paper leaves open (configurable under `method.distill`): KD on logits and on the
+per-position adapter outputs (`target=both`), and the task loss kept in stage 2 with weight 1 so
+the student keeps learning its own labels while it absorbs the teachers. With no teachers the
+method is ST-A. Inference cost equals ST-A's.
+"""
+from cl_sim.methods.base import Arrival, Deployed
+
+
+def arrive(ctx, teachers, history) -> Arrival:
+    student = ctx.train(ctx.phase("adapter"))
+    if not teachers:
+        return Arrival({ctx.task.name: Deployed(head=student, adapter=student)}, adapter=student, phases=ctx.phases)
+    fused = ctx.train(ctx.fusion_phase(tuple(t.adapter for t in teachers) + (student,), init=student))
+    key = ctx.train(ctx.distill_phase(fused, init=student, distill={"task_weight": 1.0}))
+    return Arrival({ctx.task.name: Deployed(head=key, adapter=key)}, adapter=key, phases=ctx.phases)

@@ -1,0 +1,20 @@
+"""AdapterFusion (Pfeiffer et al. 2021, "AdapterFusion: Non-Destructive Task Composition for
+Transfer Learning", arXiv:2005.00247).
+
+Per task k: (1) train ST-A for k (the same phase as `st_a`, so the store shares it); (2) train a
+fusion layer + head over the ST-A adapters of the teachers and of k, all adapters frozen.
+
+Choices the paper leaves open here: the fusion head starts from k's ST-A head (faster on CPU
+budgets); the adapters are fused in a canonical (sorted-key) order, which makes the fusion phase
+invariant to the order of its teachers, so its store key depends on the *set* of teachers and an
+all-orderings sweep of n tasks trains at most n·2^(n-1) fusion layers. Inference needs every fused
+adapter plus the fusion layer, so its parameter count grows with the number of adapters.
+"""
+from cl_sim.methods.base import Arrival, Deployed
+
+
+def arrive(ctx, teachers, history) -> Arrival:
+    own = ctx.train(ctx.phase("adapter"))
+    adapters = tuple(sorted({t.adapter for t in teachers} | {own}))
+    key = ctx.train(ctx.fusion_phase(adapters, init=own))
+    return Arrival({ctx.task.name: Deployed(head=key, fusion=key)}, adapter=own, phases=ctx.phases)

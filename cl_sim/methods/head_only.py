@@ -1,0 +1,7 @@
+"""Linear probe on the frozen backbone: the cheapest reference (no adapter)."""
+from cl_sim.methods.base import Arrival, Deployed
+
+
+def arrive(ctx, teachers, history) -> Arrival:
+    key = ctx.train(ctx.phase("head"))
+    return Arrival({ctx.task.name: Deployed(head=key)}, adapter=None, phases=ctx.phases)

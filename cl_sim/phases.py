@@ -1,0 +1,275 @@
+"""Phases: the unit of training work that executors run, checkpoint, cache and resume.
+
+A `Phase` is plain frozen data. Its store key hashes every input that changes the result (kind,
+task data hash, backbone, adapter shape, hyperparameters, seed, and the store keys of its init
+state and teachers), so identical work is never trained twice, by any run or trial.
+
+    out = run_phase(phase, task, store)          # -> PhaseOutput(states, metrics, attention)
+
+Kinds:
+    adapter   train a (fresh or initialised) adapter + head on the task          (st_a, i2i Train)
+    head      linear probe on the frozen backbone                                (head_only)
+    finetune  train backbone + head, optionally from a previous backbone         (finetune, sequential_ft)
+    fusion    train an AdapterFusion layer + head over frozen teacher adapters    (fusion, i2i Improvise)
+    distill   distil a trained fusion model into one adapter + head              (i2i Initialize, AdapterDistillation)
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol
+
+import numpy as np
+import torch
+
+from cl_sim.backbone import load_backbone
+from cl_sim.data.task import Split, Task
+from cl_sim.data.tokenize import encode_split, iterate
+from cl_sim.losses import hidden_kd, logit_kd, task_loss
+from cl_sim.metrics import score as metric_score
+from cl_sim.model import AdaptedModel, Fuse, trainable_params
+
+KINDS = ("adapter", "head", "finetune", "fusion", "distill")
+
+
+@dataclass(frozen=True)
+class Phase:
+    kind: str
+    task: str
+    data_hash: str
+    backbone: str
+    pooling: str
+    max_length: int
+    adapter: Optional[dict]  # AdapterConfig as a dict; None for head/finetune
+    seed: int
+    epochs: int
+    lr: float
+    batch_size: int
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    precision: str = "fp32"
+    fraction: float = 1.0  # share of the training split (I2I's low-shot phases)
+    max_examples: Optional[int] = None
+    init: Optional[str] = None  # store key whose adapter/head (or backbone/head) states start this phase
+    teachers: tuple[str, ...] = ()  # fusion: store keys of the adapters to fuse, in fusion order
+    teacher_fusion: Optional[str] = None  # distill: store key of the fusion phase to distil from
+    backbone_lr: Optional[float] = None  # finetune
+    fusion: Optional[dict] = None  # FusionConfig fields (fusion phases)
+    distill: Optional[dict] = None  # DistillConfig fields (distill phases)
+
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return f"{self.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "Phase":
+        return Phase(**{**d, "teachers": tuple(d.get("teachers", ()))})
+
+
+@dataclass
+class PhaseOutput:
+    states: dict  # group -> {name: tensor}
+    metrics: dict  # train_loss, dev_score, examples, steps, wall_s, trainable_params
+    attention: Optional[list] = None  # fusion: per slot, mean attention per teacher (lists)
+
+
+class StateSource(Protocol):
+    def states(self, key: str) -> dict: ...
+
+    def meta(self, key: str) -> dict: ...
+
+
+@dataclass
+class Dist:
+    """How this process takes part in data-parallel training (set by the Ray executor)."""
+
+    rank: int = 0
+    world_size: int = 1
+    wrap: Callable = staticmethod(lambda m: m)
+    device: str = "cpu"
+
+
+# ---------------------------------------------------------------- data
+
+
+@functools.lru_cache(maxsize=2)
+def cached_backbone(name: str):
+    return load_backbone(name)
+
+
+def fresh_backbone(name: str):
+    model, tokenizer = cached_backbone(name)
+    return copy.deepcopy(model), tokenizer
+
+
+_ENCODED: dict = {}
+
+
+def encoded(task: Task, split: str, tokenizer, max_length: int, fraction: float = 1.0,
+            seed: int = 0, max_examples: Optional[int] = None):
+    """Tokenised split, cached per process; low-shot subsets are seeded and class-agnostic."""
+    key = (task.data_hash(), split, tokenizer.name_or_path, max_length, fraction, seed, max_examples)
+    if key not in _ENCODED:
+        data: Split = task.splits[split]
+        n = len(data)
+        keep = n if max_examples is None else min(n, max_examples)
+        keep = max(1, int(round(keep * fraction)))
+        if keep < n:
+            rng = np.random.default_rng(seed)
+            data = data.subset(np.sort(rng.permutation(n)[:keep]))
+        if len(_ENCODED) > 64:
+            _ENCODED.clear()
+        _ENCODED[key] = encode_split(data, task.kind, tokenizer, max_length)
+    return _ENCODED[key]
+
+
+def _shard(batch: dict, dist: Dist) -> dict:
+    """This rank's contiguous slice of a global batch (same global order on every rank)."""
+    if dist.world_size == 1:
+        return batch
+    n = batch["labels"].shape[0]
+    per = -(-n // dist.world_size)
+    lo, hi = dist.rank * per, min(n, (dist.rank + 1) * per)
+    return {k: v[lo:hi] for k, v in batch.items()}
+
+
+def _to(batch: dict, device: str) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def phase_seed(phase: Phase) -> int:
+    """Init/shuffle seed: independent of teachers, so a phase without teachers equals st_a's."""
+    blob = f"{phase.seed}|{phase.task}|{phase.kind}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+
+
+# ---------------------------------------------------------------- model assembly
+
+
+def _add_teachers(model: AdaptedModel, keys, source: StateSource) -> tuple[str, ...]:
+    names = tuple(f"t{i}" for i in range(len(keys)))
+    for name, key in zip(names, keys):
+        model.add_adapter(name)
+        model.load_adapter(name, source.states(key)["adapter"])
+    return names
+
+
+def _add_fused_teacher(model: AdaptedModel, fusion_key: str, source: StateSource, head: str) -> Fuse:
+    """Rebuild a trained fusion model (its adapters, fusion layer and head) inside `model`."""
+    entry = source.meta(fusion_key)
+    names = _add_teachers(model, entry["phase"]["teachers"], source)
+    states = source.states(fusion_key)
+    model.add_fusion("fusion")
+    model.load_fusion("fusion", states["fusion"])
+    model.load_head(head, states["head"])
+    return Fuse(names, "fusion")
+
+
+def build_model(phase: Phase, task: Task, source: StateSource):
+    """Assemble the model a phase trains; returns (model, tokenizer, trainable modules)."""
+    from cl_sim.config import AdapterConfig
+
+    backbone, tokenizer = fresh_backbone(phase.backbone)
+    adapter = AdapterConfig(**phase.adapter) if phase.adapter else None
+    model = AdaptedModel(backbone, adapter, phase.pooling)
+    model.add_head("head", task.kind, task.num_labels)
+    init = source.states(phase.init) if phase.init else None
+    if init and "head" in init and phase.kind != "finetune":
+        model.load_head("head", init["head"])
+    train = [model.heads["head"]]
+    if phase.kind == "adapter":
+        model.add_adapter("student")
+        if init:
+            model.load_adapter("student", init["adapter"])
+        model.set_active("student")
+        train += [s.cl_adapters["student"] for s in model.slots.values()]
+    elif phase.kind == "finetune":
+        if init:
+            backbone.load_state_dict(init["backbone"])
+        train.append(backbone)
+    elif phase.kind == "fusion":
+        names = _add_teachers(model, phase.teachers, source)
+        model.add_fusion("fusion", phase.fusion["value_init_noise"])
+        model.set_active(Fuse(names, "fusion"))
+        train += model.fusion_modules("fusion")
+    elif phase.kind == "distill":
+        model.add_head("teacher", task.kind, task.num_labels)
+        model.teacher_comp = _add_fused_teacher(model, phase.teacher_fusion, source, "teacher")
+        model.add_adapter("student")
+        if init:
+            model.load_adapter("student", init["adapter"])
+        else:  # I2I: the fresh adapter starts with the improvised model's head
+            model.load_head("head", model.head_state("teacher"))
+        model.set_active("student")
+        train += [s.cl_adapters["student"] for s in model.slots.values()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for module in train:
+        for p in module.parameters():
+            p.requires_grad_(True)
+    return model, tokenizer, train
+
+
+def output_states(phase: Phase, model: AdaptedModel) -> dict:
+    states = {"head": model.head_state("head")}
+    if phase.kind in ("adapter", "distill"):
+        states["adapter"] = model.adapter_state("student")
+    elif phase.kind == "fusion":
+        states["fusion"] = model.fusion_state("fusion")
+    elif phase.kind == "finetune":
+        states["backbone"] = model.backbone_state()
+    return states
+
+
+# ---------------------------------------------------------------- losses per kind
+
+
+def make_loss(phase: Phase, task: Task, model: AdaptedModel) -> Callable:
+    """loss(train_model, batch) for this phase; `model` is the unwrapped module."""
+    if phase.kind == "fusion":
+        reg = phase.fusion["value_reg"]
+
+        def fusion_loss(train_model, batch):
+            loss = task_loss(task.kind, train_model(batch, "head"), batch["labels"])
+            if reg > 0:
+                loss = loss + reg * sum(f.value_reg() for f in model.fusion_modules("fusion"))
+            return loss
+
+        return fusion_loss
+    if phase.kind == "distill":
+        return functools.partial(_distill_loss, phase.distill, task.kind, model)
+    return lambda train_model, batch: task_loss(task.kind, train_model(batch, "head"), batch["labels"])
+
+
+def _distill_loss(cfg: dict, kind: str, model: AdaptedModel, train_model, batch) -> torch.Tensor:
+    slots = list(model.slots.values())
+    with torch.no_grad():
+        for s in slots:
+            s.records = []
+        model.set_active(model.teacher_comp)
+        t_out = model(batch, "teacher")
+        t_hidden = [s.records[0] for s in slots]
+    for s in slots:
+        s.records = []
+    model.set_active("student")
+    s_out = train_model(batch, "head")
+    s_hidden = [s.records[0] for s in slots]
+    for s in slots:
+        s.records = None
+    mask = batch["attention_mask"].reshape(-1, batch["attention_mask"].shape[-1])
+    loss = s_out.new_zeros(())
+    if cfg["target"] in ("logits", "both"):
+        loss = loss + cfg["logit_weight"] * logit_kd(kind, s_out, t_out, cfg["temperature"])
+    if cfg["target"] in ("hidden", "both"):
+        loss = loss + cfg["hidden_weight"] * hidden_kd(s_hidden, t_hidden, mask)
+    if cfg["task_weight"] > 0:
+        loss = loss + cfg["task_weight"] * task_loss(kind, s_out, batch["labels"])
+    return loss

@@ -1,0 +1,154 @@
+"""Run one stream × one method × one seed: the continual-learning loop, top to bottom.
+
+    for each arriving task:
+        teachers = selected among the tasks finished so far
+        phases   = the method's recipe for this task (run, or reused from the store)
+        R[i, :]  = score of every task seen so far, as each is deployed now
+
+The executor (local or Ray) only runs phases and evaluations; this loop is the same for both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from cl_sim import metrics
+from cl_sim.config import Config
+from cl_sim.data.task import Task
+from cl_sim.methods import METHODS, USES_TEACHERS, Arrival, Deployed, MethodContext, Prior
+from cl_sim.teachers import select_teachers
+from cl_sim.tasks import task_embedding
+
+
+@dataclass
+class RunRecord:
+    """Everything one run produces, as rows ready for Parquet."""
+
+    ordering: tuple[str, ...]
+    R: np.ndarray
+    matrix: list[dict] = field(default_factory=list)
+    tasks: list[dict] = field(default_factory=list)
+    phases: list[dict] = field(default_factory=list)
+    attention: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def arrive(cfg: Config, method: str, task: Task, teachers: Sequence[Prior], history: Sequence[Prior],
+           executor) -> Arrival:
+    ctx = MethodContext(cfg, task, executor.run)
+    return METHODS[method](ctx, list(teachers), list(history))
+
+
+def pick_teachers(cfg: Config, task: Task, finished: Sequence[Prior], tasks: dict[str, Task]) -> list[Prior]:
+    m = cfg.method
+    embed = lambda name: task_embedding(tasks[name], cfg.backbone.name, cfg.backbone.max_length)  # noqa: E731
+    return select_teachers(finished, m.teacher_count, m.teacher_selection, task.name, cfg.training.seed, embed)
+
+
+def deployment_costs(dep: Deployed, store) -> dict:
+    """Parameters needed at inference and the store entries (bytes) a deployment loads."""
+    entries = {k for k in (dep.head, dep.adapter, dep.fusion, dep.backbone) if k}
+    params = store.meta(dep.head)["groups"]["head"]
+    if dep.adapter:
+        params += store.meta(dep.adapter)["groups"]["adapter"]
+    if dep.backbone:
+        params += store.meta(dep.backbone)["groups"]["backbone"]
+    if dep.fusion:
+        fusion = store.meta(dep.fusion)
+        params += fusion["groups"]["fusion"]
+        for k in fusion["phase"]["teachers"]:
+            params += store.meta(k)["groups"]["adapter"]
+            entries.add(k)
+    return {"inference_params": params, "entries": entries}
+
+
+def reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor) -> Optional[np.ndarray]:
+    """S_ref(k) for CLiMB's KT: the reference method (order-independent) trained on each task alone."""
+    ref = cfg.method.kt_reference
+    if ref == "sequential_ft":
+        return None
+    scores = []
+    for name in order:
+        dep = arrive(cfg, ref, tasks[name], [], [], executor).deployed[name]
+        scores.append(executor.evaluate(dep, tasks[name])[0])
+    return np.asarray(scores)
+
+
+def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[str], run_id: str = "run",
+               log=print) -> RunRecord:
+    """Run `order` with `cfg.method`; `executor` provides `run(phase) -> key` and `evaluate`."""
+    order = tuple(order)
+    n = len(order)
+    R = np.full((n, n), np.nan)
+    rec = RunRecord(order, R)
+    finished: list[Prior] = []
+    deployed: dict[str, Deployed] = {}
+    for i, name in enumerate(order):
+        task = tasks[name]
+        teachers = pick_teachers(cfg, task, finished, tasks) if cfg.method.name in USES_TEACHERS else []
+        arrival = arrive(cfg, cfg.method.name, task, teachers, finished, executor)
+        deployed.update(arrival.deployed)
+        finished.append(Prior(name, arrival.adapter, arrival.deployed[name]))
+        for j, other in enumerate(order[: i + 1]):
+            R[i, j], attention = executor.evaluate(deployed[other], tasks[other])
+            if j == i and attention:
+                rec.attention += attention_rows(executor.store, deployed[name].fusion, attention, run_id, name)
+        rec.phases += phase_rows(executor.store, arrival.phases, run_id, name, i)
+        rec.tasks.append({"run_id": run_id, "task": name, "position": i, "tenant": task.tenant,
+                          "teachers": ",".join(p.task for p in teachers), "n_teachers": len(teachers),
+                          "trainable_params": sum(r["trainable_params"] for r in rec.phases if r["arrival"] == i),
+                          "phase_keys": ",".join(arrival.phases)})
+        log(f"[{i + 1}/{n}] {name}: " + "  ".join(f"{o}={R[i, j]:.3f}" for j, o in enumerate(order[: i + 1])))
+    _finish(cfg, rec, tasks, deployed, executor, run_id)
+    return rec
+
+
+def attention_rows(store, fusion_key: str, attention: list, run_id: str, task: str) -> list[dict]:
+    """One row per (adapted position, fused adapter): which teachers a task listens to."""
+    teachers = [store.meta(k)["phase"]["task"] for k in store.meta(fusion_key)["phase"]["teachers"]]
+    return [{"run_id": run_id, "task": task, "layer": layer, "teacher": teachers[t], "weight": w}
+            for layer, row in enumerate(attention) for t, w in enumerate(row)]
+
+
+def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int) -> list[dict]:
+    rows = []
+    for key in keys:
+        meta = store.meta(key)
+        m, p = meta["metrics"], meta["phase"]
+        rows.append({"run_id": run_id, "task": task, "arrival": arrival, "kind": p["kind"], "key": key,
+                     "fraction": p["fraction"], "epochs": p["epochs"], "examples": m["examples"],
+                     "steps": m["steps"], "wall_s": m["wall_s"], "trainable_params": m["trainable_params"],
+                     "stored_bytes": meta["bytes"]})
+    return rows
+
+
+def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict, executor, run_id: str) -> None:
+    order, R = rec.ordering, rec.R
+    random = np.asarray([tasks[n].random_score for n in order])
+    ref = reference_scores(cfg, order, tasks, executor)
+    kt = metrics.knowledge_transfer(np.diag(R), ref, random) if ref is not None else np.full(len(order), np.nan)
+    fgt = metrics.forgetting(R, random)
+    backbone_params = backbone_param_count(cfg)
+    for i, row in enumerate(rec.tasks):
+        name = order[i]
+        costs = deployment_costs(deployed[name], executor.store)
+        own = [r for r in rec.phases if r["arrival"] == i and r["kind"] in ("adapter", "fusion", "distill")]
+        kept = {k for k in costs["entries"] if any(r["key"] == k for r in own)} or costs["entries"]
+        row.update({"final_score": R[-1, i], "diag_score": R[i, i], "ref_score": None if ref is None else ref[i],
+                    "random_score": random[i], "kt": kt[i], "forgetting": fgt[i],
+                    "inference_params": costs["inference_params"],
+                    "inference_params_pct": 100.0 * costs["inference_params"] / backbone_params,
+                    "stored_bytes": sum(executor.store.meta(k)["bytes"] for k in kept)})
+    for i in range(len(order)):
+        for j in range(len(order)):
+            if not np.isnan(R[i, j]):
+                rec.matrix.append({"run_id": run_id, "arrival": i, "task": order[j], "position": j, "score": R[i, j]})
+    rec.summary = metrics.summary(R, random, ref_diag=ref)
+
+
+def backbone_param_count(cfg: Config) -> int:
+    from cl_sim.phases import cached_backbone
+
+    return sum(p.numel() for p in cached_backbone(cfg.backbone.name)[0].parameters())

@@ -1,0 +1,159 @@
+"""The training loop and prediction, shared by every phase kind (a plain function, no hooks)."""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from cl_sim.data.task import Task
+from cl_sim.data.tokenize import iterate
+from cl_sim.metrics import score as metric_score
+from cl_sim.model import AdaptedModel
+from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, encoded,
+                           make_loss, output_states, phase_seed)
+
+
+def _autocast(precision: str, device: str):
+    if precision == "bf16":
+        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist] = None,
+              resume: Optional[dict] = None, checkpoint: Optional[Callable[[dict], None]] = None) -> PhaseOutput:
+    """Train one phase and return its states and metrics.
+
+    Args:
+        phase: what to train (plain data).
+        task: the task's data.
+        source: where init and teacher states come from (the store).
+        dist: data-parallel rank info and model wrapper (Ray Train); None = one process.
+        resume: a checkpoint written by `checkpoint` to continue from (after a lost worker).
+        checkpoint: called after every epoch with trainable weights and optimizer state.
+    """
+    dist = dist or Dist()
+    start = time.perf_counter()
+    seed = phase_seed(phase)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, tokenizer, train_modules = build_model(phase, task, source)
+    model.to(dist.device)
+    train_model = dist.wrap(model)
+    data = encoded(task, "train", tokenizer, phase.max_length, phase.fraction, seed, phase.max_examples)
+    loss_fn = make_loss(phase, task, model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": params, "lr": phase.lr}]
+    if phase.kind == "finetune":
+        bb = {id(p) for p in model.backbone.parameters()}
+        groups = [{"params": [p for p in params if id(p) in bb], "lr": phase.backbone_lr or phase.lr},
+                  {"params": [p for p in params if id(p) not in bb], "lr": phase.lr}]
+    opt = torch.optim.AdamW(groups, weight_decay=phase.weight_decay)
+    n_batches = math.ceil(len(data) / phase.batch_size)
+    total = max(1, phase.epochs * math.ceil(n_batches / phase.grad_accum))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
+    first_epoch, steps, examples, losses = 0, 0, 0, []
+    if resume is not None:
+        first_epoch, steps, examples = resume["epoch"] + 1, resume["steps"], resume["examples"]
+        model.load_state_dict(resume["model"], strict=False)
+        opt.load_state_dict(resume["optim"])
+        sched.load_state_dict(resume["sched"])
+    model.train() if phase.kind == "finetune" else model.eval()  # frozen backbones run without dropout
+    for epoch in range(first_epoch, phase.epochs):
+        losses = []
+        batches = list(iterate(data, phase.batch_size, shuffle=True, seed=seed + epoch, pad_id=tokenizer.pad_token_id))
+        for i, batch in enumerate(batches):
+            batch = _to(_shard(batch, dist), dist.device)
+            with _autocast(phase.precision, dist.device):
+                loss = loss_fn(train_model, batch)
+            (loss / phase.grad_accum).backward()
+            losses.append(float(loss.detach()))
+            examples += int(batch["labels"].shape[0]) * dist.world_size
+            if (i + 1) % phase.grad_accum == 0 or i + 1 == len(batches):
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                steps += 1
+        if checkpoint is not None:
+            trainable = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+            checkpoint({"epoch": epoch, "steps": steps, "examples": examples, "model": trainable,
+                        "optim": opt.state_dict(), "sched": sched.state_dict()})
+    model.eval()
+    record = phase.kind == "fusion" and phase.fusion.get("record_attention", True)
+    dev_score = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,
+                               record_attention=record)
+    return PhaseOutput(
+        states=output_states(phase, model),
+        metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
+                 "examples": examples, "steps": steps, "train_examples": len(data),
+                 "wall_s": time.perf_counter() - start, "trainable_params": sum(p.numel() for p in params)},
+        attention=attention_of(model, "fusion") if record else None,
+    )
+
+
+@torch.no_grad()
+def predict(model: AdaptedModel, data, kind: str, head: str, pad_id: int, device: str = "cpu",
+            batch_size: int = 128) -> np.ndarray:
+    """Predictions over an encoded split in its order: class ids, or values for regression."""
+    outs = []
+    for batch in iterate(data, batch_size, shuffle=False, seed=0, pad_id=pad_id):
+        out = model(_to(batch, device), head).float()
+        outs.append(out.cpu() if kind == "regression" else out.argmax(-1).cpu())
+    return torch.cat(outs).numpy()
+
+
+def evaluate_model(model: AdaptedModel, task: Task, split: str, tokenizer, max_length: int, head: str,
+                   device: str = "cpu", record_attention: bool = False) -> float:
+    data = encoded(task, split, tokenizer, max_length)
+    for slot in model.slots.values():
+        slot.recording_attention = record_attention
+        slot.attention, slot.attention_count = {}, {}
+    pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device)
+    for slot in model.slots.values():
+        slot.recording_attention = False
+    return float(metric_score(task.metric, task.splits[split].labels, pred))
+
+
+def attention_of(model: AdaptedModel, fusion: str) -> list[list[float]]:
+    """Mean attention per teacher at every adapted position (rows sum to 1)."""
+    rows = []
+    for slot in model.slots.values():
+        total, count = slot.attention.get(fusion), slot.attention_count.get(fusion, 0)
+        if total is not None and count:
+            rows.append((total / count).tolist())
+    return rows
+
+
+def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str] = None,
+                      device: str = "cpu") -> tuple[float, Optional[list]]:
+    """Score a deployed task (store keys only) on `split` (default: test, else dev).
+
+    Returns (score, fusion attention per position or None).
+    """
+    from cl_sim.config import AdapterConfig
+    from cl_sim.phases import _add_fused_teacher, fresh_backbone
+
+    split = split or task.eval_split
+    head_phase = source.meta(dep.head)["phase"]
+    adapter_phase = source.meta(dep.adapter or dep.fusion)["phase"] if (dep.adapter or dep.fusion) else None
+    backbone, tokenizer = fresh_backbone(head_phase["backbone"])
+    if dep.backbone:
+        backbone.load_state_dict(source.states(dep.backbone)["backbone"])
+    adapter = AdapterConfig(**adapter_phase["adapter"]) if adapter_phase else None
+    model = AdaptedModel(backbone, adapter, head_phase["pooling"])
+    model.add_head("head", task.kind, task.num_labels)
+    if dep.fusion:
+        model.set_active(_add_fused_teacher(model, dep.fusion, source, "head"))
+    else:
+        model.load_head("head", source.states(dep.head)["head"])
+    if dep.adapter:
+        model.add_adapter("a")
+        model.load_adapter("a", source.states(dep.adapter)["adapter"])
+        model.set_active("a")
+    model.to(device).eval()
+    score = evaluate_model(model, task, split, tokenizer, head_phase["max_length"], "head", device,
+                           record_attention=bool(dep.fusion))
+    return score, attention_of(model, "fusion") if dep.fusion else None
