@@ -14,6 +14,7 @@ import torch
 
 from cl_sim.errors import ConfigError
 
+INIT_RANGE = 0.02
 TINY = {"tiny-bert": "bert", "tiny-roberta": "roberta", "tiny-distilbert": "distilbert"}
 
 
@@ -29,7 +30,9 @@ def minilm_path() -> Path:
 def _tiny_config(arch: str, vocab_size: int):
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 
-    common = dict(vocab_size=vocab_size, max_position_embeddings=514, pad_token_id=0)
+    # a larger init range than BERT's 0.02 gives sublayer outputs of order 1, so adapters on a
+    # random backbone get usable gradients (with 0.02 they barely move in small test budgets)
+    common = dict(vocab_size=vocab_size, max_position_embeddings=514, pad_token_id=0, initializer_range=INIT_RANGE)
     if arch == "bert":
         return BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **common)
     if arch == "roberta":

@@ -51,6 +51,7 @@ class AdapterConfig:
 
     kind: str = "pfeiffer"
     reduction_factor: int = 16
+    bottleneck: int = 0  # > 0: bottleneck width, overriding reduction_factor (may exceed hidden)
     rank: int = 8
     non_linearity: str = "relu"
 
@@ -59,6 +60,7 @@ class AdapterConfig:
         _choice("adapter.non_linearity", self.non_linearity, ("relu", "gelu", "tanh", "identity"))
         _positive("adapter.reduction_factor", self.reduction_factor)
         _positive("adapter.rank", self.rank)
+        _positive("adapter.bottleneck", self.bottleneck, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,8 @@ class TaskConfig:
     n_dev: int = 200
     n_test: int = 200
     n_classes: int = 2
+    n_signal_words: int = 60  # fewer signal / filler words make a task easier (tiny test models)
+    n_filler_words: int = 228
     # file / hf
     paths: dict[str, str] = field(default_factory=dict)
     format: Optional[str] = None
@@ -163,20 +167,42 @@ class TaskConfig:
             raise ConfigError(f"{key}.text_columns: must name at least one column")
 
 
+PHASE_KINDS = ("adapter", "head", "finetune", "fusion", "distill")  # = cl_sim.phases.KINDS (no torch import here)
+
+
 @dataclass(frozen=True)
 class StreamConfig:
-    """The arrival timeline: an explicit ordering, or seeded Poisson arrivals per tenant."""
+    """The arrival timeline: an explicit ordering, or seeded Poisson arrivals per tenant.
+
+    The timeline simulator (`cl_sim.timeline`) also reads its cost model and the tenants'
+    storage budget from here: simulated phase seconds = phase_overhead_s + examples x epochs x
+    seconds_per_example[kind] (kinds missing here use `cl_sim.timeline.SECONDS_PER_EXAMPLE`).
+    """
 
     kind: str = "ordering"
     ordering: tuple[str, ...] = ()  # empty = tasks in the order listed
     horizon: float = 600.0  # Poisson: simulated seconds
     rate: float = 0.01  # Poisson: arrivals per tenant per simulated second
     seed: int = 0
+    times: tuple[float, ...] = ()  # ordering: arrival times in simulated s (empty = 0, 1, 2, ...)
+    pool: str = "tenant"  # Poisson: each tenant draws its own tasks (`tenant`), or all draw from one `shared` pool
+    tenants: tuple[str, ...] = ()  # shared pool: the tenants that draw from it (empty = tenants named by the tasks)
+    seconds_per_example: dict[str, float] = field(default_factory=dict)  # cost model, per phase kind
+    phase_overhead_s: float = 0.0  # cost model: fixed simulated seconds per phase (start-up)
+    storage_budget_bytes: int = 10_000_000  # storage the tenants share: how many of them fit
 
     def __post_init__(self):
         _choice("stream.kind", self.kind, ("ordering", "poisson"))
         _positive("stream.horizon", self.horizon)
         _positive("stream.rate", self.rate)
+        _choice("stream.pool", self.pool, ("tenant", "shared"))
+        if any(t < 0 for t in self.times) or any(b < a for a, b in zip(self.times, self.times[1:])):
+            raise ConfigError(f"stream.times: must be >= 0 and non-decreasing, got {list(self.times)}")
+        for kind, seconds in self.seconds_per_example.items():
+            _choice("stream.seconds_per_example", kind, PHASE_KINDS)
+            _positive(f"stream.seconds_per_example.{kind}", seconds)
+        _positive("stream.phase_overhead_s", self.phase_overhead_s, allow_zero=True)
+        _positive("stream.storage_budget_bytes", self.storage_budget_bytes, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -282,6 +308,11 @@ def _coerce(tp, value, key: str):
         return {_coerce(k_tp, k, key): _coerce(v_tp, v, f"{key}.{k}") for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if tp in (int, float, str, bool) and (type(value) is not tp):
         raise ConfigError(f"{key}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
     return value

@@ -34,7 +34,8 @@ class AdaptedModel(nn.Module):
     def add_adapter(self, name: str) -> None:
         a = self.adapter_cfg
         for slot in self.slots.values():
-            slot.cl_adapters[name] = new_adapter(a.kind, self.hidden, a.reduction_factor, a.rank, a.non_linearity)
+            slot.cl_adapters[name] = new_adapter(a.kind, self.hidden, a.reduction_factor, a.rank, a.non_linearity,
+                                                  a.bottleneck)
 
     def add_fusion(self, name: str, value_init_noise: float = 1e-3) -> None:
         for slot in self.slots.values():

@@ -17,7 +17,8 @@ from cl_sim.data.task import Task
 def load_task(tc: TaskConfig, data_root: str | None, seed: int) -> Task:
     if tc.source == "synthetic":
         return make_synthetic_task(tc.name, tc.family, tc.relatedness, tc.n_train, tc.n_dev, tc.n_test,
-                                   tc.n_classes, seed=seed, tenant=tc.tenant)
+                                   tc.n_classes, seed=seed, tenant=tc.tenant, n_signal_words=tc.n_signal_words,
+                                   n_filler_words=tc.n_filler_words)
     if tc.source == "file":
         return load_file_task(tc.name, dict(tc.paths), list(tc.text_columns), tc.label_column, tc.label_type,
                               tc.metric, tc.format, tc.header, tc.tenant, data_root,

@@ -108,10 +108,11 @@ def inject_slots(model: nn.Module, kind: str) -> dict[str, AdapterSlot]:
     return slots
 
 
-def new_adapter(kind: str, hidden: int, reduction_factor: int, rank: int, non_linearity: str) -> nn.Module:
+def new_adapter(kind: str, hidden: int, reduction_factor: int, rank: int, non_linearity: str,
+                bottleneck: int = 0) -> nn.Module:
     if kind == "adalink":
         return Bottleneck(hidden, rank, "identity")
-    return Bottleneck(hidden, max(1, hidden // reduction_factor), non_linearity)
+    return Bottleneck(hidden, bottleneck or max(1, hidden // reduction_factor), non_linearity)
 
 
 def new_fusion(hidden: int, value_init_noise: float) -> nn.Module:

@@ -21,8 +21,8 @@ class Bottleneck(nn.Module):
         self.down = nn.Linear(hidden, bottleneck)
         self.act = ACTIVATIONS[non_linearity]()
         self.up = nn.Linear(bottleneck, hidden)
-        nn.init.normal_(self.down.weight, std=1e-2)
-        nn.init.zeros_(self.down.bias)
+        # down keeps nn.Linear's Kaiming init (as LoRA's A): with up = 0 the gradient reaching up is
+        # act(down(x)), which must not be tiny or the adapter barely moves on small budgets.
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 

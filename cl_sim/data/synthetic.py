@@ -125,7 +125,7 @@ def _fill_empty_classes(rule: dict[str, int], n_classes: int) -> None:
         if not any(v == c for v in rule.values()):
             counts = np.bincount(list(rule.values()), minlength=n_classes)
             donor = int(np.argmax(counts))
-            word = next(w for w in SIGNAL_WORDS if rule[w] == donor)
+            word = next(w for w in rule if rule[w] == donor)
             rule[word] = c
 
 
@@ -137,15 +137,16 @@ def _check_classes(n_classes: int) -> None:
 
 
 def _make_split(
-    rule: dict[str, int], n: int, n_classes: int, rng: np.random.Generator
+    rule: dict[str, int], n: int, n_classes: int, rng: np.random.Generator, n_filler: int
 ) -> Split:
     """``n`` examples with balanced labels drawn from ``rng``."""
-    words_of = [[w for w in SIGNAL_WORDS if rule[w] == c] for c in range(n_classes)]
+    words_of = [[w for w in rule if rule[w] == c] for c in range(n_classes)]
+    fillers = FILLER_WORDS[:n_filler]
     labels = rng.permutation(np.arange(n) % n_classes).astype(np.int64)
     texts = []
     for label in labels:
         n_fill = int(rng.integers(_FILLER_RANGE[0], _FILLER_RANGE[1] + 1))
-        words = [FILLER_WORDS[i] for i in rng.integers(0, len(FILLER_WORDS), size=n_fill)]
+        words = [fillers[i] for i in rng.integers(0, len(fillers), size=n_fill)]
         n_sig = int(rng.integers(_SIGNAL_RANGE[0], _SIGNAL_RANGE[1] + 1))
         pool = words_of[label]
         for j in rng.integers(0, len(pool), size=n_sig):
@@ -164,6 +165,8 @@ def make_synthetic_task(
     n_classes: int = 2,
     seed: int = 0,
     tenant: str = "default",
+    n_signal_words: int = len(SIGNAL_WORDS),
+    n_filler_words: int = len(FILLER_WORDS),
 ) -> Task:
     """Build one synthetic classification task (metric: accuracy).
 
@@ -177,6 +180,9 @@ def make_synthetic_task(
         n_classes: number of classes (2 .. 20).
         seed: seeds the example texts (not the rule).
         tenant: owning tenant.
+        n_signal_words: how many signal words carry the rule (fewer = easier; tiny random
+            test backbones need ~12, pretrained ones handle all 60).
+        n_filler_words: size of the filler vocabulary (fewer = easier).
 
     Returns:
         A ``Task`` with splits train / dev / test, single-segment texts.
@@ -190,12 +196,17 @@ def make_synthetic_task(
             f"synthetic task {name!r}: need n_train >= n_classes and n_dev, n_test >= 0 "
             f"(got n_train={n_train}, n_dev={n_dev}, n_test={n_test})"
         )
-    rule = task_rule(family, name, relatedness, n_classes)
+    if not (n_classes <= n_signal_words <= len(SIGNAL_WORDS) and 1 <= n_filler_words <= len(FILLER_WORDS)):
+        raise ConfigError(f"synthetic task {name!r}: n_signal_words must be in [{n_classes}, {len(SIGNAL_WORDS)}] "
+                          f"and n_filler_words in [1, {len(FILLER_WORDS)}]")
+    full = task_rule(family, name, relatedness, n_classes)
+    rule = {w: full[w] for w in SIGNAL_WORDS[:n_signal_words]}
+    _fill_empty_classes(rule, n_classes)
     splits = {}
     for split_name, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
         if n > 0:
             rng = _rng("text", family, name, seed, split_name)
-            splits[split_name] = _make_split(rule, n, n_classes, rng)
+            splits[split_name] = _make_split(rule, n, n_classes, rng, n_filler_words)
     labels = tuple(f"class_{c}" for c in range(n_classes))
     return Task(name, "classification", labels, "accuracy", splits, tenant)
 

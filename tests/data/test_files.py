@@ -95,7 +95,8 @@ def test_regression_and_multiple_choice(tmp_path):
     lines = json.dumps(row) + "\n" + json.dumps({**row, "label": 0})
     train = _write(tmp_path / "train.jsonl", lines)
     task = load_file_task("copa", {"train": train, "dev": train},
-                          [["premise", "question"], "c1", "c2"], "label", label_type="multiple_choice")
+                          [["premise", "question"], "c1", "c2"], "label",
+                          label_type="multiple_choice")
     assert task.kind == "multiple_choice" and task.labels == ("c1", "c2")
     assert task.splits["train"].texts[0] == ("It rained. effect", "Wet.", "Dry.")
     assert task.splits["train"].labels.tolist() == [1, 0]

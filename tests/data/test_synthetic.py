@@ -1,4 +1,7 @@
 """Synthetic tasks: deterministic, balanced, learnable, with controllable relatedness."""
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -133,3 +136,17 @@ def test_default_stream():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         make_synthetic_task("t", "fam", **kwargs)
+
+
+def test_identical_across_processes_with_different_hash_seeds():
+    """Seeds come from sha256, not Python's salted hash(): other processes build the same data."""
+    code = ("from cl_sim.data.synthetic import make_synthetic_task as m; "
+            "print(m('t', 'f').data_hash())")
+    root = Path(__file__).resolve().parents[2]
+    out = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, cwd=root, env=env)
+        out.add(run.stdout.strip())
+    assert out == {make_synthetic_task("t", "f").data_hash()}

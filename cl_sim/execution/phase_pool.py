@@ -1,0 +1,211 @@
+"""The phase pool: long-lived Ray Train worker groups that run many phases each.
+
+A `TorchTrainer.fit()` costs ~15 s of fixed start-up (RAY-NOTES.md), more than many phases
+take. So the pool starts `slots` trainers once; each trainer's train loop
+(`cl_sim.execution.pool_worker.pool_loop`) asks the pool for the next job, runs it and
+answers, until the pool tells it to stop. Every run, sweep trial and evaluation that uses the
+same store and scaling settings shares these worker groups (the pool is a named actor).
+
+    pool = PhasePool.options(name=..., namespace="cl_sim").remote(spec)
+    ray.get(pool.start.remote())
+    info = ray.get(pool.run.remote(phase_dict, key, data_hash))   # {"key", "trained", ...}
+
+Jobs: `phase` (train and store), `eval` (score a deployment, cache the score), `stop`.
+A job stays assigned to its slot until the slot answers `finish`: when Ray Train restarts a
+lost worker group (`FailureConfig`), the restarted loop asks again and gets the same job back,
+and resumes it from the checkpoint it reported after its last finished epoch.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import ray
+
+from cl_sim.execution.store_actor import NAMESPACE, actor_name
+
+log = logging.getLogger("cl_sim.pool")
+
+# Ray Train's controller polls workers every 2 s by default and each `report` waits for it
+# (~1.4 s per report, RAY-NOTES.md); the preemption watcher prints a core_worker error line per
+# start. Both are read in the process that calls fit() and propagated to controller and workers.
+TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+MAX_SLOT_RESTARTS = 3  # consecutive trainer failures without a finished job before a slot gives up
+
+
+def pool_name(spec: dict) -> str:
+    shape = f"w{spec['num_workers']}-{'gpu' if spec['use_gpu'] else 'cpu'}{spec['cpus_per_worker']}-s{spec['slots']}"
+    return f"cl_sim_pool:{Path(spec['store_root']).resolve()}:{shape}"
+
+
+@ray.remote(num_cpus=0)
+def serve_slot(spec: dict, slot: int, pool: str) -> dict:
+    """Run one long-lived TorchTrainer whose loop serves the pool's jobs; returns when stopped."""
+    os.environ.update({k: os.environ.get(k, v) for k, v in TRAIN_ENV.items()})
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from cl_sim.execution.pool_worker import pool_loop
+
+    resources = {"CPU": spec["cpus_per_worker"], **({"GPU": 1} if spec["use_gpu"] else {})}
+    name = f"pool-slot{slot}-{uuid.uuid4().hex[:8]}"
+    storage = Path(spec["store_root"]).resolve() / "checkpoints"
+    trainer = TorchTrainer(
+        pool_loop,
+        train_loop_config={"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"]},
+        scaling_config=ScalingConfig(num_workers=spec["num_workers"], use_gpu=spec["use_gpu"],
+                                     resources_per_worker=resources),
+        torch_config=TorchConfig(backend="nccl" if spec["use_gpu"] else "gloo"),
+        run_config=RunConfig(name=name, storage_path=str(storage),
+                             failure_config=FailureConfig(max_failures=spec["max_failures"]),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1),
+                             # INFO prints a line per report (per epoch) and per worker-group start
+                             logging_config=LoggingConfig(log_level="WARNING")),
+    )
+    try:
+        trainer.fit()
+    finally:  # checkpoints only matter while their job runs; the store keeps the results
+        shutil.rmtree(storage / name, ignore_errors=True)
+    return {"slot": slot, "run": name}
+
+
+@ray.remote(num_cpus=0)
+class PhasePool:
+    """Queue of jobs served by `slots` long-lived Ray Train worker groups (async actor)."""
+
+    def __init__(self, spec: dict):
+        self.spec, self.name = spec, pool_name(spec)
+        self.store = ray.get_actor(actor_name(spec["store_root"]), namespace=NAMESPACE)
+        self.queue: Optional[asyncio.Queue] = None
+        self.jobs: dict[int, dict] = {}  # job id -> {"job": ..., "future": ...}
+        self.assigned: dict[int, int] = {}  # slot -> job id it holds until `finish`
+        self.watchers: dict[int, Any] = {}
+        self.ids = itertools.count()
+        self.stopping = False
+        self.stats = {"trained": 0, "reused": 0, "evaluated": 0, "slot_restarts": 0}
+
+    async def start(self) -> dict:
+        """Get ready to take jobs (idempotent). Worker groups start with the first job, so a run
+        whose phases are all in the store never pays for them."""
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            await self.store.release_owner.remote(self.name)  # claims a dead predecessor held
+        return {"name": self.name, "slots": self.spec["slots"]}
+
+    def _launch(self) -> None:
+        for slot in range(self.spec["slots"]):
+            self.watchers[slot] = asyncio.ensure_future(self._keep_slot(slot))
+
+    async def _keep_slot(self, slot: int) -> None:
+        """Run slot `slot` and restart it when its trainer fails for good (max_failures spent)."""
+        failures = 0
+        while not self.stopping and failures < MAX_SLOT_RESTARTS:
+            done_before = self.stats["trained"] + self.stats["evaluated"]
+            try:
+                await serve_slot.remote(self.spec, slot, self.name)
+            except Exception as exc:  # the trainer gave up: fail its job, start a fresh trainer
+                self._fail_slot_job(slot, exc)
+                progressed = self.stats["trained"] + self.stats["evaluated"] > done_before
+                failures = 1 if progressed else failures + 1
+                self.stats["slot_restarts"] += 1
+                log.warning("pool slot %d: trainer failed (%s); restarting", slot, type(exc).__name__)
+                continue
+            return
+        if not self.stopping and not any(not w.done() for s, w in self.watchers.items() if s != slot):
+            while not self.queue.empty():  # no slot left to serve what is queued
+                self._fail_job(self.queue.get_nowait(), RuntimeError("every phase-pool slot failed"))
+
+    def _fail_slot_job(self, slot: int, exc: BaseException) -> None:
+        job_id = self.assigned.pop(slot, None)
+        if job_id is not None:
+            self._fail_job(job_id, exc)
+
+    def _fail_job(self, job_id: int, exc: BaseException) -> None:
+        entry = self.jobs.pop(job_id, None)
+        if entry is not None and not entry["future"].done():
+            entry["future"].set_exception(exc)
+
+    async def _submit(self, job: dict) -> Any:
+        if self.queue is None:
+            await self.start()
+        if not self.watchers and job["op"] != "stop":
+            self._launch()
+        job["id"] = next(self.ids)
+        future = asyncio.get_running_loop().create_future()
+        self.jobs[job["id"]] = {"job": job, "future": future}
+        self.queue.put_nowait(job["id"])
+        return await future
+
+    async def run(self, phase: dict, key: str, data_hash: str) -> dict:
+        """Train `phase` unless the store has it or another caller is training it (then wait)."""
+        if not await self.store.claim.remote(key, self.name):
+            self.stats["reused"] += 1
+            return {"key": key, "trained": False}
+        try:
+            info = await self._submit({"op": "phase", "key": key, "phase": phase, "task": data_hash})
+        except BaseException:
+            await self.store.release.remote(key)  # let a waiting caller train it instead
+            raise
+        self.stats["trained"] += 1
+        return {"key": key, "trained": True, **info}
+
+    async def evaluate(self, dep: dict, data_hash: str, key: str) -> tuple:
+        """Score a deployment on a worker (cached in the store under `key`)."""
+        cached = await self.store.score.remote(key)
+        if cached is not None:
+            return tuple(cached)
+        out = await self._submit({"op": "eval", "key": key, "dep": dep, "task": data_hash})
+        self.stats["evaluated"] += 1
+        return out["score"], out["attention"]
+
+    async def next_job(self, slot: int, timeout: float) -> Optional[dict]:
+        """Called by a slot's rank 0: its unfinished job (after a restart), a new job, or None."""
+        held = self.assigned.get(slot)
+        if held is not None and held in self.jobs:
+            return {**self.jobs[held]["job"], "redelivered": True}
+        try:
+            job_id = await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+        if job_id not in self.jobs:  # failed while queued
+            return None
+        job = self.jobs[job_id]["job"]
+        if job["op"] == "stop":
+            self.jobs.pop(job_id)["future"].set_result(None)
+        else:
+            self.assigned[slot] = job_id
+        return job
+
+    async def finish(self, slot: int, job_id: int, result: Optional[dict] = None,
+                     error: Optional[BaseException] = None) -> None:
+        self.assigned.pop(slot, None)
+        entry = self.jobs.pop(job_id, None)
+        if entry is None or entry["future"].done():
+            return
+        if error is not None:
+            entry["future"].set_exception(error)
+        else:
+            entry["future"].set_result(result or {})
+
+    async def stop(self, timeout: float = 120.0) -> dict:
+        """Let queued jobs finish, then end every trainer's loop and wait for the trainers."""
+        self.stopping = True
+        if not self.watchers:
+            return self.stats
+        stops = [self._submit({"op": "stop"}) for _ in self.watchers]
+        try:
+            await asyncio.wait_for(asyncio.gather(*stops, *self.watchers.values(), return_exceptions=True), timeout)
+        except asyncio.TimeoutError:
+            log.warning("phase pool: trainers did not stop within %.0f s", timeout)
+        return self.stats
+
+    async def status(self) -> dict:
+        return {**self.stats, "queued": self.queue.qsize() if self.queue else 0, "busy": len(self.assigned),
+                "slots": self.spec["slots"], "name": self.name}

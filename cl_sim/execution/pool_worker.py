@@ -1,0 +1,156 @@
+"""The train loop of a phase-pool slot: one Ray Train worker group serving many phases.
+
+Rank 0 asks the pool for a job and broadcasts it to the other ranks (torch.distributed), every
+rank runs `cl_sim.train.run_phase` with a `Dist` whose `wrap` is `ray.train.torch.prepare_model`
+(DDP when there are several workers), and rank 0 puts the states into the store actor and
+answers the pool. After every epoch all ranks call `ray.train.report` (it is a barrier) and rank
+0 attaches a checkpoint of the trainable weights and optimizer state: when a worker is lost,
+Ray Train restarts the group, the pool hands the same job back, and the phase continues from
+that checkpoint instead of starting over.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import ray
+import ray.train
+import torch
+
+from cl_sim.execution.store_actor import NAMESPACE, RayStoreClient
+
+IDLE_POLL_S = 10.0  # an idle rank 0 re-polls this often, so other ranks never sit in a broadcast for long
+
+# Test hook: when this env var names an existing file, rank 0 deletes the file and exits hard
+# right after reporting its first checkpoint (simulates a lost worker, once per file).
+CRASH_ENV = "CL_SIM_TEST_CRASH_FILE"
+
+
+def pool_loop(config: dict) -> None:
+    """Serve pool jobs until a `stop` job arrives (the `train_loop_per_worker` of a slot)."""
+    torch.set_num_threads(config["threads"])  # Ray sets OMP_NUM_THREADS=1 in workers
+    quiet_report_log()
+    from ray.train.torch import get_device, prepare_model
+
+    from cl_sim.phases import Dist
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = get_device()
+    dist = Dist(rank=rank, world_size=world, wrap=prepare_model, device=str(device))
+    pool = ray.get_actor(config["pool"], namespace=NAMESPACE)
+    store = RayStoreClient.connect(config["store_root"])
+    resume = load_checkpoint(ray.train.get_checkpoint())
+    while True:
+        job = ray.get(pool.next_job.remote(config["slot"], IDLE_POLL_S)) if rank == 0 else None
+        job = share(job, world, device)
+        if job is None:
+            continue
+        if job["op"] == "stop":
+            return
+        state = resume if resume is not None and resume.get("job") == job["id"] else None
+        resume = None  # a checkpoint belongs to one job: never resume a later one from it
+        result, error = None, None
+        try:
+            result = run_job(job, store, dist, state)
+        except Exception as exc:  # report the failure to the caller; keep serving other jobs
+            error = _portable(exc)
+        if rank == 0:
+            ray.get(pool.finish.remote(config["slot"], job["id"], result, error))
+
+
+def quiet_report_log() -> None:
+    """Hide Ray Train's INFO line per `report` (one per epoch): its logger is named after its file
+    path, so `RunConfig(logging_config=LoggingConfig("WARNING"))` does not reach it (Ray 2.60)."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray version: nothing to quiet, or quieted already
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
+def share(job: Optional[dict], world: int, device) -> Optional[dict]:
+    """Rank 0's job on every rank."""
+    if world == 1:
+        return job
+    box = [job]
+    torch.distributed.broadcast_object_list(box, src=0, device=device if device.type != "cpu" else None)
+    return box[0]
+
+
+def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict]) -> Optional[dict]:
+    """Run one phase or evaluation job; rank 0 writes the result to the store."""
+    task = store.task(job["task"])
+    if job["op"] == "eval":
+        return _evaluate(job, task, store, dist)
+    from cl_sim.phases import Phase
+    from cl_sim.train import run_phase
+
+    key = job["key"]
+    if store.has(key):  # finished before a crash that came between `put` and `finish`
+        return {"slot_wall_s": 0.0, "resumed_from_epoch": None}
+    phase = Phase.from_dict(job["phase"])
+    start = time.perf_counter()
+    out = run_phase(phase, task, store, dist, resume=resume["state"] if resume else None,
+                    checkpoint=lambda state: report_epoch(job, state, dist.rank))
+    info = {"slot_wall_s": time.perf_counter() - start,
+            "resumed_from_epoch": resume["state"]["epoch"] if resume else None}
+    if dist.rank == 0:
+        execution = {"executor": "ray", "workers": dist.world_size, "device": dist.device, **info}
+        store.put(key, out.states, {"phase": phase.to_dict(), "metrics": out.metrics, "attention": out.attention,
+                                    "execution": execution})
+    return info
+
+
+def _evaluate(job: dict, task, store: RayStoreClient, dist) -> Optional[dict]:
+    if dist.rank != 0:  # evaluation is cheap and not data-parallel: other ranks wait for the next job
+        return None
+    from cl_sim.methods.base import Deployed
+    from cl_sim.train import evaluate_deployed
+
+    score, attention = evaluate_deployed(Deployed(**job["dep"]), task, store, device=dist.device)
+    store.put_score(job["key"], score, attention)
+    return {"score": score, "attention": attention}
+
+
+def report_epoch(job: dict, state: dict, rank: int) -> None:
+    """Report an epoch to Ray Train; rank 0 attaches the phase's resumable state."""
+    metrics = {"job": job["id"], "epoch": state["epoch"], "steps": state["steps"]}
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save({"job": job["id"], "key": job["key"], "state": state}, Path(tmp) / "phase.pt")
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    _maybe_crash()
+
+
+def load_checkpoint(checkpoint) -> Optional[dict]:
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as path:
+        return torch.load(Path(path) / "phase.pt", weights_only=True)
+
+
+def _maybe_crash() -> None:
+    marker = os.environ.get(CRASH_ENV)
+    if marker and os.path.exists(marker):
+        os.remove(marker)
+        time.sleep(1.0)  # let the controller register the checkpoint just reported
+        os._exit(1)
+
+
+def _portable(exc: Exception) -> Exception:
+    """The exception itself when it pickles (callers can catch its type), else its text."""
+    import pickle
+
+    try:
+        pickle.dumps(exc)
+        return exc
+    except Exception:
+        return RuntimeError("".join(traceback.format_exception(exc)))

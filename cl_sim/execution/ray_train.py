@@ -1,0 +1,195 @@
+"""The Ray executor: phases run on long-lived Ray Train worker groups, states live in a store actor.
+
+    from cl_sim.execution.ray_train import make_executor
+    executor = make_executor(cfg, Store(cfg.execution.store_dir), tasks)   # starts or joins Ray
+    rec = run_stream(cfg, tasks, executor, ordering)                       # same loop as local
+    executor.shutdown()                                                    # the driver that made it
+
+    cl-sim run execution.executor=ray execution.num_workers=2             # DDP with 2 workers
+
+Pieces (docs/ray.md has the picture):
+    store actor  `cl_sim.execution.store_actor`  owns every finished state (object refs) and
+                 writes the durable store; claims make concurrent requests train a phase once.
+    phase pool   `cl_sim.execution.phase_pool`   `execution.slots` TorchTrainers started once,
+                 shared by every run and Tune trial on the same store and scaling settings.
+    pool loop    `cl_sim.execution.pool_worker`  what each Train worker runs: pull a job, run
+                 `run_phase` (DDP via `prepare_model`), report a checkpoint per epoch.
+
+The executor itself is thin: it turns `run(phase)` into a pool call and counts what was trained
+and what was reused. Trials of a sweep call `make_executor` too (it finds the actors by name)
+and `close()` when done; only the driver that started the pool calls `shutdown()`.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Optional
+
+import ray
+
+from cl_sim.config import Config, ExecutionConfig
+from cl_sim.data.task import Task
+from cl_sim.execution.local import eval_key
+from cl_sim.execution.phase_pool import NAMESPACE, PhasePool, pool_name
+from cl_sim.execution.store_actor import RayStoreClient
+from cl_sim.phases import Phase
+
+__all__ = ["RayExecutor", "make_executor", "init_ray", "pool_spec"]
+
+
+class RayExecutor:
+    """`run(phase) -> key` and `evaluate(dep, task)` on the phase pool; `store` is the store actor.
+
+    Thread-safe: several threads (or `submit`) may run phases at once; the pool runs as many
+    as it has slots and queues the rest.
+    """
+
+    def __init__(self, store: RayStoreClient, pool, tasks: dict[str, Task], log: Callable[[str], None],
+                 owns_ray: bool = False):
+        self.store, self.pool, self.tasks, self.log = store, pool, dict(tasks), log
+        self.trained, self.reused, self.evaluated = 0, 0, 0
+        self.owns_ray = owns_ray
+        self._lock = threading.Lock()
+
+    def submit(self, phase: Phase) -> concurrent.futures.Future:
+        """Start `phase` (or find it in the store) without waiting; the future's result is its key."""
+        key = phase.key()
+        if self.store.has(key):
+            self._count(reused=1)
+            done: concurrent.futures.Future = concurrent.futures.Future()
+            done.set_result(key)
+            return done
+        ref = self.pool.run.remote(phase.to_dict(), key, phase.data_hash)
+        future = ref.future()
+        out: concurrent.futures.Future = concurrent.futures.Future()
+        future.add_done_callback(lambda f: self._settle(phase, f, out))
+        return out
+
+    def run(self, phase: Phase) -> str:
+        return self.submit(phase).result()
+
+    def _settle(self, phase: Phase, future: concurrent.futures.Future, out: concurrent.futures.Future) -> None:
+        try:
+            info = future.result()
+        except BaseException as exc:  # the phase failed on the cluster: the caller sees its error
+            out.set_exception(_unwrap(exc))
+            return
+        if info["trained"]:
+            self._count(trained=1)
+            resumed = info.get("resumed_from_epoch")
+            note = f", resumed after epoch {resumed}" if resumed is not None else ""
+            self.log(f"train {phase.kind:<8} {phase.task:<12} {info['key']}  {info['slot_wall_s']:.1f} s{note}")
+        else:
+            self._count(reused=1)  # another run or trial trained it while we asked
+        out.set_result(info["key"])
+
+    def _count(self, trained: int = 0, reused: int = 0) -> None:
+        with self._lock:
+            self.trained += trained
+            self.reused += reused
+
+    def evaluate(self, dep, task: Task) -> tuple[float, Optional[list]]:
+        """Score a deployed task on its eval split; computed on a pool worker, cached in the store."""
+        key = eval_key(dep, task, task.eval_split)
+        cached = self.store.score(key)
+        if cached is not None:
+            return cached
+        self._register(task.name, task)
+        try:
+            score, attention = ray.get(self.pool.evaluate.remote(dataclasses.asdict(dep), task.data_hash(), key))
+        except BaseException as exc:
+            raise _unwrap(exc) from None
+        with self._lock:
+            self.evaluated += 1
+        return score, attention
+
+    def _register(self, name: str, task: Optional[Task] = None) -> None:
+        """Make sure the cluster holds the task's data (tasks given later than construction)."""
+        if task is not None and self.tasks.get(name) is not task:
+            self.tasks[name] = task
+            self.store.register_tasks({name: task})
+
+    def status(self) -> dict:
+        return ray.get(self.pool.status.remote())
+
+    def close(self) -> None:
+        """Forget the cluster objects without stopping them (Tune trials sharing a pool)."""
+        self.pool = None
+
+    def shutdown(self, stop_ray: Optional[bool] = None) -> None:
+        """Stop the pool's worker groups and the actors; stop Ray too if `make_executor` started it."""
+        if self.pool is not None:
+            try:
+                ray.get(self.pool.stop.remote())
+            except Exception as exc:  # a hung or dead pool must not keep the driver from exiting
+                self.log(f"phase pool did not stop cleanly ({type(exc).__name__}); killing it")
+            ray.kill(self.pool)
+            self.pool = None
+            self.store.kill()
+        if stop_ray if stop_ray is not None else self.owns_ray:
+            ray.shutdown()
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The user's exception from a Ray task error (our errors carry the message users need)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def pool_spec(cfg: Config, store_root: Path) -> dict:
+    """Plain-dict settings of the pool (part of its name: other settings get another pool)."""
+    ex = cfg.execution
+    threads = cfg.training.threads or max(1, math.floor(ex.cpus_per_worker))
+    return {"store_root": str(store_root), "num_workers": ex.num_workers, "use_gpu": ex.use_gpu,
+            "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots, "max_failures": ex.max_failures,
+            "threads": threads}
+
+
+def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:
+    """Join the running Ray (inside a job or trial), the cluster at `execution.address`, or start a
+    local one. Returns True when this call started Ray (then the caller owns its shutdown)."""
+    if ray.is_initialized():
+        return False
+    if ex.address is not None or os.environ.get("RAY_ADDRESS"):  # `ray job submit` sets RAY_ADDRESS
+        ray.init(address=ex.address, namespace=NAMESPACE, logging_level=logging.WARNING)
+        log(f"ray: joined {ex.address or os.environ['RAY_ADDRESS']}")
+        return False
+    need = ex.slots * ex.num_workers * ex.cpus_per_worker
+    cpus = max(os.cpu_count() or 1, math.ceil(need))
+    # The dashboard costs ~1.5 s at start, but without it Ray Train V2 floods the log with
+    # "PlacementGroupCleaner ... Failed to query" lines (RAY-NOTES.md): readable logs win.
+    ray.init(num_cpus=cpus, namespace=NAMESPACE, include_dashboard=True,
+             logging_level=logging.WARNING, configure_logging=True)
+    log(f"ray: started a local cluster with {cpus} CPUs")
+    return True
+
+
+def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Callable[[str], None]] = None
+                  ) -> RayExecutor:
+    """Start or join Ray, the store actor and the phase pool; return an executor over them.
+
+    Args:
+        cfg: the run's config (`execution` section: workers, GPU, CPUs per worker, slots,
+            address, max_failures, store folder).
+        store: the core `Store` (or anything with `.root`): its folder names the store actor.
+        tasks: every task the run may touch; their data is shipped to the cluster once.
+        log: one-line progress messages (default: print, indented like the local executor's).
+    """
+    log = log or (lambda m: print(f"  {m}", flush=True))
+    root = Path(getattr(store, "root", cfg.execution.store_dir)).resolve()
+    owns_ray = init_ray(cfg.execution, log)
+    client = RayStoreClient.start(root)
+    client.register_tasks(tasks)
+    spec = pool_spec(cfg, root)
+    pool = PhasePool.options(name=pool_name(spec), namespace=NAMESPACE, get_if_exists=True,
+                             max_concurrency=1000).remote(spec)
+    ray.get(pool.start.remote())
+    ex = cfg.execution
+    log(f"ray: phase pool with {ex.slots} slot(s) x {ex.num_workers} worker(s) "
+        f"({'GPU' if ex.use_gpu else f'{ex.cpus_per_worker:g} CPU'} each, {spec['threads']} torch threads)")
+    return RayExecutor(client, pool, tasks, log, owns_ray=owns_ray)

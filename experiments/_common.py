@@ -1,0 +1,55 @@
+"""What the sweep scripts share: flags, the smoke-test settings, and main(). Logic lives in
+`cl_sim.execution.ray_tune`; this file only wires the command line to it."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+# Tiny random BERT, three tiny synthetic tasks, one epoch: seconds of training.
+SMOKE = ["backbone.name=tiny-bert", "backbone.max_length=32", "training.epochs=1", "training.batch_size=16",
+         "tasks=[" + ", ".join(f"{{name: syn_{f}, family: {f}, n_train: 32, n_dev: 32, n_test: 32}}"
+                               for f in "abc") + "]"]
+
+
+def parse_args(doc: str, name: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(HERE / "configs" / f"{name}.yaml"), help="experiment YAML")
+    p.add_argument("--smoke-test", action="store_true", help="tiny model and data: seconds, for CI")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (auto, host:port); `local` = always start a new local one; "
+                        "default: $RAY_ADDRESS, a running `ray start` cluster, else a new local one")
+    p.add_argument("overrides", nargs="*", help="key=value overrides (sweep.* for the sweep section)")
+    return p.parse_args()
+
+
+def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
+    """Load the sweep, connect Ray, run `trials(cfg, sweep)` on Tune, print where results went."""
+    from cl_sim.errors import CLSimError
+    from cl_sim.execution import ray_tune
+
+    args = parse_args(doc, name)
+    start = time.perf_counter()
+    try:
+        cfg, sweep = ray_tune.load_sweep(args.config, (SMOKE + smoke if args.smoke_test else []) + args.overrides)
+        todo = trials(cfg, sweep)
+        if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not Path(cfg.output.dir).is_absolute():
+            print(f"note: running as a Ray job, relative output.dir/execution.store_dir live in the job's copy "
+                  f"of the working dir ({Path.cwd()}); pass absolute ones to keep them", flush=True)
+        ray_tune.connect(args.address, log=_log)
+        res = ray_tune.run_sweep(cfg, sweep, todo, log=_log)
+    except CLSimError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    n = len(res.tables["tasks"])
+    print(f"table:  {res.paths['tasks']}  ({n} rows = trial x task)\nreport: {res.paths['report']}\n"
+          f"done in {time.perf_counter() - start:.1f} s", flush=True)
+    return 0
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)

@@ -1,0 +1,148 @@
+"""Tenants over time: several tenants' tasks arrive (seeded Poisson), wait for one of the
+cluster's slots, train, and become teachers once ready. Compares methods on onboarding latency
+(arrival -> adapter ready), storage per tenant, tenants within a storage budget, and accuracy.
+
+    python experiments/tenants.py --smoke-test                      # tiny-bert, tiny tasks, seconds
+    python experiments/tenants.py --config experiments/configs/tenants.yaml --methods fusion,adapter_distillation
+    python experiments/tenants.py stream.seed=3 execution.slots=4    # key=value overrides
+    ray job submit --working-dir . -- python experiments/tenants.py --executor ray --address auto
+
+Writes runs/tenants-<config hash>/: tenants.parquet (one row per (method, task)), summary.json,
+config.yaml, attention.parquet and report.md (+ onboarding timeline PNG).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from cl_sim.config import config_hash, load_config, save_config
+from cl_sim.errors import CLSimError, ConfigError
+from cl_sim.io import atomic_write_json, atomic_write_parquet
+from cl_sim.methods import check_supported
+from cl_sim.report import write_report
+from cl_sim.store import Store
+from cl_sim.tasks import load_tasks
+from cl_sim.timeline import measured_seconds_per_example, run_timeline, stream_events, summarize
+
+HERE = Path(__file__).resolve().parent
+SMOKE_TASKS = "tasks=[" + ",".join(
+    f"{{name: {t}{i}, tenant: {t}, family: {fam}, relatedness: 0.8, n_train: 32, n_dev: 16, n_test: 16}}"
+    for t, fam in (("acme", "a"), ("bolt", "b"), ("core", "a")) for i in range(2)) + "]"
+SMOKE = [SMOKE_TASKS, "backbone.name=tiny-bert", "training.epochs=1", "training.batch_size=16",
+         "stream.horizon=30", "stream.rate=0.1", "stream.storage_budget_bytes=30000",
+         "stream.seconds_per_example={adapter: 0.05, head: 0.02, finetune: 0.1, fusion: 0.08, distill: 0.1}",
+         "output.name=tenants-smoke", "execution.store_dir=runs/tenants-smoke/store"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(HERE / "configs" / "tenants.yaml"))
+    p.add_argument("--methods", default="fusion,adapter_distillation", help="comma-separated method names")
+    p.add_argument("--smoke-test", action="store_true", help="tiny-bert, tiny synthetic tasks: seconds")
+    p.add_argument("--address", default=None, help="existing Ray cluster (with --executor ray)")
+    p.add_argument("--executor", choices=("local", "ray"), default=None, help="default: execution.executor")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides")
+    return p.parse_args(argv)
+
+
+def make_executor(cfg, store, tasks):
+    if cfg.execution.executor == "ray":
+        try:
+            from cl_sim.execution.ray_train import make_executor as make_ray
+        except ImportError as exc:
+            raise ConfigError(f"execution.executor=ray: the Ray executor is not available ({exc})") from None
+        return make_ray(cfg, store, tasks)
+    from cl_sim.execution.local import LocalExecutor
+
+    return LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"    {m}", flush=True))
+
+
+def print_tables(summary: list[dict], rows: pd.DataFrame, measured: dict, cfg) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    t = Table(title=f"onboarding latency (simulated s) and storage; budget {cfg.stream.storage_budget_bytes:,} B")
+    cols = ("method", "tasks", "onboarding_p50_s", "onboarding_p90_s", "onboarding_p99_s", "queue_wait_p90_s",
+            "bytes_per_tenant_mean", "tenants_within_budget", "mean_score", "wall_s")
+    for c in cols:
+        t.add_column(c.replace("_", " "), justify="right")
+    for s in summary:
+        t.add_row(*[f"{s[c]:,.2f}" if isinstance(s[c], float) else f"{s[c]:,}" if isinstance(s[c], int) else s[c]
+                    for c in cols])
+    console.print(t)
+    per = rows.groupby(["tenant", "method"])["stored_bytes"].sum().unstack("method")
+    t = Table(title="stored bytes per tenant")
+    t.add_column("tenant")
+    for m in per.columns:
+        t.add_column(m, justify="right")
+    for tenant, r in per.iterrows():
+        t.add_row(tenant, *[f"{int(v):,}" for v in r])
+    console.print(t)
+    spe = {k: cfg.stream.seconds_per_example.get(k, "default") for k in measured}
+    console.print("cost model s/example, configured vs measured: "
+                  + "  ".join(f"{k}: {spe[k]} vs {v:.3g}" for k, v in measured.items()))
+
+
+def run(args: argparse.Namespace) -> Path:
+    overrides = (SMOKE if args.smoke_test else []) + list(args.overrides)
+    overrides += [f"execution.executor={args.executor}"] if args.executor else []
+    overrides += [f"execution.address={args.address}"] if args.address else []
+    cfg = load_config(args.config, overrides)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    cfgs = {m: cfg.replace(method=dataclasses.replace(cfg.method, name=m)) for m in methods}
+    for c in cfgs.values():
+        check_supported(c)
+    if args.address and cfg.execution.executor == "local":
+        print(f"note: --address {args.address} is used by the Ray executor only (--executor ray)")
+    tasks = load_tasks(cfg)
+    events = stream_events(cfg, tasks)  # one stream, every method
+    out = Path(cfg.output.dir) / (cfg.output.name or f"tenants-{config_hash(cfg)}")
+    print(f"tenants: {len(events)} arrivals from {len({e.tenant for e in events})} tenants over "
+          f"{cfg.stream.horizon:g} s on {cfg.execution.slots} slots ({cfg.backbone.name}, "
+          f"{cfg.execution.executor} executor); methods {', '.join(methods)}", flush=True)
+    for e in events:
+        print(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
+    store = Store(cfg.execution.store_dir)
+    rows, attention, keys = [], [], []
+    for method, mcfg in cfgs.items():
+        print(f"== {method}", flush=True)
+        executor = make_executor(mcfg, store, tasks)
+        rec = run_timeline(mcfg, tasks, executor, events, run_id=f"{method}-seed{cfg.training.seed}",
+                           log=lambda m: print(f"  {m}", flush=True))
+        rows += rec.rows
+        attention += [{"method": method, **a} for a in rec.attention]
+        keys += [k for r in rec.rows for k in r["phase_keys"].split(",")]
+        print(f"  phases trained {getattr(executor, 'trained', '?')}, reused {getattr(executor, 'reused', '?')}")
+    table = pd.DataFrame(rows)
+    summary = summarize(rows, cfg.stream.storage_budget_bytes)
+    save_config(cfg, out / "config.yaml")
+    atomic_write_parquet(out / "tenants.parquet", table)
+    if attention:
+        atomic_write_parquet(out / "attention.parquet", pd.DataFrame(attention))
+    atomic_write_json(out / "summary.json", {"methods": summary, "events": [dataclasses.asdict(e) for e in events]})
+    report = write_report(out, tenants=table, attention=pd.DataFrame(attention) if attention else None)
+    print_tables(summary, table, measured_seconds_per_example(store, keys), cfg)
+    print(f"table: {out / 'tenants.parquet'}\nreport: {report}")
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    try:
+        run(args)
+    except CLSimError as exc:
+        print(f"tenants: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

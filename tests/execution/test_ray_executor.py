@@ -1,0 +1,135 @@
+"""The Ray executor against the local reference: same results, DDP, a lost worker, store reuse.
+
+One local Ray cluster for the whole module (started here, `ray.shutdown()` at the end; never
+`ray stop`, which would stop every Ray process on the machine). Each test shuts its phase pool
+down so that the next test's worker groups get the 2 CPUs.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from cl_sim.config import load_config  # noqa: E402
+from cl_sim.execution.local import LocalExecutor  # noqa: E402
+from cl_sim.execution.pool_worker import CRASH_ENV  # noqa: E402
+from cl_sim.execution.ray_train import make_executor  # noqa: E402
+from cl_sim.methods.base import MethodContext  # noqa: E402
+from cl_sim.simulate import run_stream  # noqa: E402
+from cl_sim.store import Store  # noqa: E402
+from cl_sim.tasks import load_tasks  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+TASKS = "[{name: a, family: a, n_train: 64, n_dev: 32, n_test: 32}, {name: b, family: b, n_train: 64, n_dev: 32, n_test: 32}]"
+
+
+def make_cfg(store_dir, *overrides):
+    return load_config(None, ["backbone.name=tiny-bert", f"tasks={TASKS}", "training.epochs=1", "training.threads=1",
+                              "execution.executor=ray", "execution.cpus_per_worker=1", "execution.max_failures=2",
+                              f"execution.store_dir={store_dir}", *overrides])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    # The crash hook is read in the Train workers, which inherit the environment of the Ray
+    # processes started here; it stays inert until a test creates the file.
+    marker = tmp_path_factory.mktemp("crash") / "crash-once"
+    os.environ[CRASH_ENV] = str(marker)
+    ray.init(num_cpus=2, include_dashboard=True, namespace="cl_sim")
+    yield marker
+    ray.shutdown()
+    os.environ.pop(CRASH_ENV, None)
+
+
+def quiet(msg):
+    pass
+
+
+def local_run(cfg, store_dir, order=("a", "b")):
+    tasks = load_tasks(cfg)
+    executor = LocalExecutor(Store(store_dir), tasks, threads=1)
+    return run_stream(cfg, tasks, executor, order, log=quiet), executor
+
+
+def ray_run(cfg, order=("a", "b")):
+    tasks = load_tasks(cfg)
+    executor = make_executor(cfg, Store(cfg.execution.store_dir), tasks, log=quiet)
+    try:
+        rec = run_stream(cfg, tasks, executor, order, log=quiet)
+    finally:
+        executor.shutdown()
+    return rec, executor
+
+
+@pytest.fixture(scope="module")
+def i2i_runs(cluster, tmp_path_factory):
+    """The same i2i stream (fusion, distillation and adapter phases) on both executors."""
+    root = tmp_path_factory.mktemp("i2i")
+    cfg = make_cfg(root / "ray-store", "method.name=i2i")
+    ray_rec, ray_ex = ray_run(cfg)
+    local_rec, local_ex = local_run(cfg, root / "local-store")
+    return cfg, ray_rec, ray_ex, local_rec, local_ex
+
+
+def test_ray_equals_local_for_one_worker(i2i_runs):
+    cfg, ray_rec, ray_ex, local_rec, local_ex = i2i_runs
+    assert np.array_equal(ray_rec.R, local_rec.R, equal_nan=True)
+    assert ray_ex.trained == local_ex.trained > 0
+    ray_store, local_store = Store(cfg.execution.store_dir), local_ex.store
+    assert ray_store.keys() == local_store.keys()
+    for key in local_store.keys():
+        a, b = ray_store.states(key), local_store.states(key)
+        for group in b:
+            for name, tensor in b[group].items():
+                assert torch.equal(a[group][name], tensor), f"{key} {group}/{name}"
+        assert ray_store.meta(key)["execution"]["workers"] == 1
+
+
+def test_rerun_reuses_every_phase(i2i_runs):
+    cfg, ray_rec, *_ = i2i_runs
+    rec, executor = ray_run(cfg)  # a fresh store actor: it re-reads the durable files
+    assert executor.trained == 0 and executor.reused > 0
+    assert np.array_equal(rec.R, ray_rec.R, equal_nan=True)
+
+
+def test_two_workers_agree_with_one_and_train_a_phase_once(cluster, tmp_path):
+    cfg = make_cfg(tmp_path / "ddp-store", "execution.num_workers=2")
+    tasks = load_tasks(cfg)
+    executor = make_executor(cfg, Store(cfg.execution.store_dir), tasks, log=quiet)
+    try:
+        phase = MethodContext(cfg, tasks["a"], executor.run).phase("adapter")  # st_a's phase for a
+        twice = [executor.submit(phase), executor.submit(phase)]  # e.g. two trials at once
+        assert twice[0].result() == twice[1].result() == phase.key()
+        assert (executor.trained, executor.reused) == (1, 1)
+        ddp_rec = run_stream(cfg, tasks, executor, ("a",), log=quiet)
+    finally:
+        executor.shutdown()
+    one_rec, one_ex = local_run(cfg, tmp_path / "local-store", order=("a",))
+    ddp_store = Store(cfg.execution.store_dir)
+    assert ddp_store.keys() == [phase.key()]
+    assert ddp_store.meta(phase.key())["execution"]["workers"] == 2
+    ddp, one = ddp_store.states(phase.key()), one_ex.store.states(phase.key())
+    for group in one:
+        for name, tensor in one[group].items():
+            torch.testing.assert_close(ddp[group][name], tensor, atol=1e-5, rtol=1e-4)
+    assert abs(ddp_rec.R[0, 0] - one_rec.R[0, 0]) <= 1 / 32  # at most one test example apart
+
+
+def test_lost_worker_resumes_from_checkpoint(cluster, tmp_path):
+    cfg = make_cfg(tmp_path / "crash-store", "training.epochs=2")
+    cluster.write_text("crash rank 0 once after its first checkpoint")
+    rec, executor = ray_run(cfg, order=("a",))
+    assert not cluster.exists(), "the crash hook never fired"
+    store = Store(cfg.execution.store_dir)
+    [key] = store.keys()
+    assert store.meta(key)["execution"]["resumed_from_epoch"] == 0
+    ref_rec, ref_ex = local_run(cfg, tmp_path / "local-store", order=("a",))
+    for group, part in ref_ex.store.states(key).items():
+        for name, tensor in part.items():
+            assert torch.equal(store.states(key)[group][name], tensor), f"{group}/{name}"
+    assert rec.R[0, 0] == ref_rec.R[0, 0]

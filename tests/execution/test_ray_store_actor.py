@@ -1,0 +1,100 @@
+"""The store actor: object refs plus durable files, claims that make a phase train once."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from cl_sim.errors import StoreError  # noqa: E402
+from cl_sim.execution.store_actor import RayStoreClient  # noqa: E402
+from cl_sim.store import Store  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    ray.init(num_cpus=1, include_dashboard=False, namespace="cl_sim")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def client(tmp_path):
+    c = RayStoreClient.start(tmp_path / "store")
+    yield c
+    c.kill()
+
+
+def states(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {"adapter": {"down": torch.randn(4, 2, generator=g)}, "head": {"w": torch.randn(2, generator=g)}}
+
+
+def test_put_then_read_from_another_client_and_from_disk(client, tmp_path):
+    entry = client.put("adapter-1", states(), {"phase": {"kind": "adapter"}, "metrics": {}})
+    assert entry["groups"] == {"adapter": 8, "head": 2}
+    other = RayStoreClient.connect(tmp_path / "store")  # what a Train worker does
+    assert other.has("adapter-1") and not other.has("adapter-2")
+    assert torch.equal(other.states("adapter-1")["adapter"]["down"], states()["adapter"]["down"])
+    durable = Store(tmp_path / "store")
+    assert durable.meta("adapter-1")["sha256"] == entry["sha256"]
+    assert torch.equal(durable.states("adapter-1")["head"]["w"], states()["head"]["w"])
+
+
+def test_a_new_actor_serves_entries_of_an_earlier_session(tmp_path):
+    first = RayStoreClient.start(tmp_path / "store")
+    first.put("k", states(1), {"metrics": {}})
+    first.kill()
+    time.sleep(0.5)  # the name is freed once the actor is gone
+    second = RayStoreClient.start(tmp_path / "store")
+    try:
+        assert second.has("k")
+        assert torch.equal(second.states("k")["adapter"]["down"], states(1)["adapter"]["down"])
+    finally:
+        second.kill()
+
+
+def test_claims_train_a_key_once(client):
+    actor = client.actor
+    assert ray.get(actor.claim.remote("k", "trial-1")) is True
+    waiting = actor.claim.remote("k", "trial-2")  # blocks inside the actor until k is settled
+    ready, _ = ray.wait([waiting], timeout=0.5)
+    assert not ready
+    client.put("k", states(), {"metrics": {}})
+    assert ray.get(waiting) is False  # finished by trial-1: reuse it
+
+
+def test_released_claim_passes_to_a_waiter(client):
+    actor = client.actor
+    assert ray.get(actor.claim.remote("k", "pool-a")) is True
+    waiting = actor.claim.remote("k", "pool-b")
+    ray.get(actor.release.remote("k"))  # pool-a's phase failed
+    assert ray.get(waiting) is True
+    assert ray.get(actor.release_owner.remote("pool-b")) == 1
+
+
+def test_corrupt_file_raises_store_error_through_ray(tmp_path):
+    root = tmp_path / "store"
+    Store(root).put("k", states(), {"metrics": {}})
+    (root / "states" / "k.safetensors").write_bytes(b"not what the manifest says")
+    client = RayStoreClient.start(root)
+    try:
+        with pytest.raises(StoreError, match="corrupt"):
+            client.states("k")
+    finally:
+        client.kill()
+
+
+def test_scores_and_tasks_round_trip(client):
+    from cl_sim.data.synthetic import make_synthetic_task
+
+    client.put_score("e1", 0.75, [[0.5, 0.5]])
+    assert client.score("e1") == (0.75, [[0.5, 0.5]]) and client.score("e2") is None
+    task = make_synthetic_task("t", "a", 1.0, 16, 8, 8, 2, seed=0)
+    client.register_tasks({"t": task})
+    client.register_tasks({"t": task})  # a second trial: nothing shipped again
+    assert client.task(task.data_hash()).data_hash() == task.data_hash()
