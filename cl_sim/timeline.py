@@ -10,8 +10,8 @@ Plan, then execute. Every method is a pure recipe over content-derived store key
 its `arrive` against a recorder (no training) yields the exact phases an arrival will run. The
 plan walks the arrivals in FIFO order: a task starts when it has arrived and a slot is free; its
 teachers are picked (`simulate.pick_teachers`) among the tasks whose adapters were *ready* at
-that instant, never among those merely arrived or still training, so concurrent arrivals
-cannot teach each other. Its simulated duration comes from the cost model below, which fixes
+that instant (ready <= start), never among those merely arrived or still training, so
+concurrent arrivals cannot teach each other. Its simulated duration comes from the cost model below, which fixes
 when it is ready, and so on. Then the planned arrivals execute through the executor
 (`simulate.arrive`), each after the arrivals it depends on; the keys it produces must equal
 the planned ones. Finally every task is evaluated once, as finally deployed.
@@ -19,7 +19,8 @@ the planned ones. Finally every task is evaluated once, as finally deployed.
 Cost model (documented choice). Simulated seconds of one arrival =
     sum over its phases of  phase_overhead_s + examples x epochs x seconds_per_example[kind]
 where examples is the phase's share of the train split (fraction, max_examples), exactly as
-training subsets it. `SECONDS_PER_EXAMPLE` holds defaults measured (`measured_seconds_per_example`
+training subsets it. The number of fused adapters is not a term: the frozen backbone's forward
+dominates (1-3 adapters on MiniLM were within run-to-run noise). `SECONDS_PER_EXAMPLE` holds defaults measured (`measured_seconds_per_example`
 over the store) for MiniLM, max_length 64, batch 32, 2 CPU threads; set
 `stream.seconds_per_example` for another backbone or machine. The plan never looks at the
 store: a phase reused from it is simulated as if trained, so the schedule, and hence who

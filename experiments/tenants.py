@@ -62,19 +62,28 @@ def make_executor(cfg, store, tasks):
     return LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"    {m}", flush=True))
 
 
+COLUMNS = {"method": "method", "tasks": "tasks", "onboarding_p50_s": "p50 s", "onboarding_p90_s": "p90 s",
+           "onboarding_p99_s": "p99 s", "queue_wait_p90_s": "wait p90 s", "bytes_per_tenant_mean": "B/tenant",
+           "tenants_within_budget": "tenants fit", "mean_score": "score", "wall_s": "wall s"}
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.2f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
 def print_tables(summary: list[dict], rows: pd.DataFrame, measured: dict, cfg) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    t = Table(title=f"onboarding latency (simulated s) and storage; budget {cfg.stream.storage_budget_bytes:,} B")
-    cols = ("method", "tasks", "onboarding_p50_s", "onboarding_p90_s", "onboarding_p99_s", "queue_wait_p90_s",
-            "bytes_per_tenant_mean", "tenants_within_budget", "mean_score", "wall_s")
-    for c in cols:
-        t.add_column(c.replace("_", " "), justify="right")
+    console = Console(width=max(Console().width, 110))
+    t = Table(title=f"onboarding latency (arrival -> ready, simulated s) and storage; "
+                    f"budget {cfg.stream.storage_budget_bytes:,} B")
+    for key, label in COLUMNS.items():
+        t.add_column(label, justify="left" if key == "method" else "right", no_wrap=key == "method")
     for s in summary:
-        t.add_row(*[f"{s[c]:,.2f}" if isinstance(s[c], float) else f"{s[c]:,}" if isinstance(s[c], int) else s[c]
-                    for c in cols])
+        t.add_row(*[_cell(s[c]) for c in COLUMNS])
     console.print(t)
     per = rows.groupby(["tenant", "method"])["stored_bytes"].sum().unstack("method")
     t = Table(title="stored bytes per tenant")
@@ -86,7 +95,7 @@ def print_tables(summary: list[dict], rows: pd.DataFrame, measured: dict, cfg) -
     console.print(t)
     spe = {k: cfg.stream.seconds_per_example.get(k, "default") for k in measured}
     console.print("cost model s/example, configured vs measured: "
-                  + "  ".join(f"{k}: {spe[k]} vs {v:.3g}" for k, v in measured.items()))
+                  + "  ".join(f"{k} {spe[k]} vs {v:.3g}" for k, v in measured.items()))
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -109,16 +118,21 @@ def run(args: argparse.Namespace) -> Path:
     for e in events:
         print(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
     store = Store(cfg.execution.store_dir)
-    rows, attention, keys = [], [], []
-    for method, mcfg in cfgs.items():
-        print(f"== {method}", flush=True)
-        executor = make_executor(mcfg, store, tasks)
-        rec = run_timeline(mcfg, tasks, executor, events, run_id=f"{method}-seed{cfg.training.seed}",
-                           log=lambda m: print(f"  {m}", flush=True))
-        rows += rec.rows
-        attention += [{"method": method, **a} for a in rec.attention]
-        keys += [k for r in rec.rows for k in r["phase_keys"].split(",")]
-        print(f"  phases trained {getattr(executor, 'trained', '?')}, reused {getattr(executor, 'reused', '?')}")
+    executor = make_executor(cfg, store, tasks)  # one for every method: phases, not methods, run on it
+    try:
+        rows, attention, keys = [], [], []
+        for method, mcfg in cfgs.items():
+            print(f"== {method}", flush=True)
+            before = (getattr(executor, "trained", 0), getattr(executor, "reused", 0))
+            rec = run_timeline(mcfg, tasks, executor, events, run_id=f"{method}-seed{cfg.training.seed}",
+                               log=lambda m: print(f"  {m}", flush=True))
+            rows += rec.rows
+            attention += [{"method": method, **a} for a in rec.attention]
+            keys += [k for r in rec.rows for k in r["phase_keys"].split(",")]
+            print(f"  phases trained {getattr(executor, 'trained', 0) - before[0]}, "
+                  f"reused from the store {getattr(executor, 'reused', 0) - before[1]}")
+    finally:  # stop the Ray pool and actors (and Ray, if the executor started it)
+        getattr(executor, "shutdown", lambda: None)()
     table = pd.DataFrame(rows)
     summary = summarize(rows, cfg.stream.storage_budget_bytes)
     save_config(cfg, out / "config.yaml")

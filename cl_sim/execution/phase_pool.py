@@ -94,10 +94,11 @@ class PhasePool:
     async def start(self) -> dict:
         """Get ready to take jobs (idempotent). Worker groups start with the first job, so a run
         whose phases are all in the store never pays for them."""
-        if self.queue is None:
+        fresh = self.queue is None
+        if fresh:
             self.queue = asyncio.Queue()
             await self.store.release_owner.remote(self.name)  # claims a dead predecessor held
-        return {"name": self.name, "slots": self.spec["slots"]}
+        return {"name": self.name, "slots": self.spec["slots"], "fresh": fresh}
 
     def _launch(self) -> None:
         for slot in range(self.spec["slots"]):
@@ -109,7 +110,7 @@ class PhasePool:
         while not self.stopping and failures < MAX_SLOT_RESTARTS:
             done_before = self.stats["trained"] + self.stats["evaluated"]
             try:
-                await serve_slot.remote(self.spec, slot, self.name)
+                await serve_slot.options(runtime_env=self._slot_env()).remote(self.spec, slot, self.name)
             except Exception as exc:  # the trainer gave up: fail its job, start a fresh trainer
                 self._fail_slot_job(slot, exc)
                 progressed = self.stats["trained"] + self.stats["evaluated"] > done_before
@@ -121,6 +122,13 @@ class PhasePool:
         if not self.stopping and not any(not w.done() for s, w in self.watchers.items() if s != slot):
             while not self.queue.empty():  # no slot left to serve what is queued
                 self._fail_job(self.queue.get_nowait(), RuntimeError("every phase-pool slot failed"))
+
+    @staticmethod
+    def _slot_env() -> dict:
+        """Name this cluster for Ray Train's helper actors: its PlacementGroupCleaner finds the
+        state API by address auto-detection, which fails (a traceback per check) whenever a
+        second Ray instance runs on the machine (parallel test sessions, a `ray start` cluster)."""
+        return {"env_vars": {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}}
 
     def _fail_slot_job(self, slot: int, exc: BaseException) -> None:
         job_id = self.assigned.pop(slot, None)

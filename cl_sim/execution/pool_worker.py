@@ -149,6 +149,8 @@ def _portable(exc: Exception) -> Exception:
     """The exception itself when it pickles (callers can catch its type), else its text."""
     import pickle
 
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(exc.cause, Exception):
+        exc = exc.cause  # e.g. a StoreError raised inside the store actor
     try:
         pickle.dumps(exc)
         return exc

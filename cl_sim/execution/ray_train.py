@@ -49,6 +49,8 @@ class RayExecutor:
     as it has slots and queues the rest.
     """
 
+    thread_safe = True  # read by cl_sim.timeline to run independent arrivals concurrently
+
     def __init__(self, store: RayStoreClient, pool, tasks: dict[str, Task], log: Callable[[str], None],
                  owns_ray: bool = False):
         self.store, self.pool, self.tasks, self.log = store, pool, dict(tasks), log
@@ -188,8 +190,9 @@ def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Call
     spec = pool_spec(cfg, root)
     pool = PhasePool.options(name=pool_name(spec), namespace=NAMESPACE, get_if_exists=True,
                              max_concurrency=1000).remote(spec)
-    ray.get(pool.start.remote())
-    ex = cfg.execution
-    log(f"ray: phase pool with {ex.slots} slot(s) x {ex.num_workers} worker(s) "
-        f"({'GPU' if ex.use_gpu else f'{ex.cpus_per_worker:g} CPU'} each, {spec['threads']} torch threads)")
+    if ray.get(pool.start.remote())["fresh"]:  # trials joining a running pool stay quiet
+        ex = cfg.execution
+        log(f"ray: phase pool with {ex.slots} slot(s) x {ex.num_workers} worker(s) "
+            f"({'GPU' if ex.use_gpu else f'{ex.cpus_per_worker:g} CPU'} each, {spec['threads']} torch threads); "
+            f"store {root}")
     return RayExecutor(client, pool, tasks, log, owns_ray=owns_ray)

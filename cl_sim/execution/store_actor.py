@@ -21,11 +21,13 @@ workers fetch it with `task(data_hash)` (cached per process).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cl_sim.data.task import Task
 from cl_sim.store import States, Store
@@ -137,13 +139,16 @@ class RayStoreClient:
         self._states: OrderedDict[str, States] = OrderedDict()
         self._cache_entries = cache_entries
         self._tasks: dict[str, Task] = {}
+        self._lock = threading.Lock()  # executors run phases from several threads
 
     @classmethod
     def start(cls, root: str | Path) -> "RayStoreClient":
         """Create the store actor for `root`, or attach to the one already running."""
         Path(root).mkdir(parents=True, exist_ok=True)
+        # Pinned to this node: the durable files land on the machine whose folder was named.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         actor = StoreActor.options(name=actor_name(root), namespace=NAMESPACE, get_if_exists=True,
-                                   max_concurrency=1000).remote(str(Path(root).resolve()))
+                                   max_concurrency=1000, scheduling_strategy=here).remote(str(Path(root).resolve()))
         return cls(actor, root)
 
     @classmethod
@@ -162,14 +167,16 @@ class RayStoreClient:
         return self._metas[key]
 
     def states(self, key: str) -> States:
-        if key in self._states:
-            self._states.move_to_end(key)
-            return self._states[key]
+        with self._lock:
+            if key in self._states:
+                self._states.move_to_end(key)
+                return self._states[key]
         [ref] = ray.get(self.actor.get_ref.remote(key))
         states = ray.get(ref)
-        self._states[key] = states
-        while len(self._states) > self._cache_entries:
-            self._states.popitem(last=False)
+        with self._lock:
+            self._states[key] = states
+            while len(self._states) > self._cache_entries:
+                self._states.popitem(last=False)
         return states
 
     def put(self, key: str, states: States, meta: dict) -> dict:

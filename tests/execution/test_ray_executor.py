@@ -6,6 +6,7 @@ down so that the next test's worker groups get the 2 CPUs.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 ray = pytest.importorskip("ray")
 
 from cl_sim.config import load_config  # noqa: E402
+from cl_sim.errors import StoreError  # noqa: E402
 from cl_sim.execution.local import LocalExecutor  # noqa: E402
 from cl_sim.execution.pool_worker import CRASH_ENV  # noqa: E402
 from cl_sim.execution.ray_train import make_executor  # noqa: E402
@@ -97,12 +99,14 @@ def test_rerun_reuses_every_phase(i2i_runs):
     assert np.array_equal(rec.R, ray_rec.R, equal_nan=True)
 
 
-def test_two_workers_agree_with_one_and_train_a_phase_once(cluster, tmp_path):
+def test_two_workers_agree_with_one_and_train_a_phase_once_after_an_error(cluster, tmp_path):
     cfg = make_cfg(tmp_path / "ddp-store", "execution.num_workers=2")
     tasks = load_tasks(cfg)
     executor = make_executor(cfg, Store(cfg.execution.store_dir), tasks, log=quiet)
     try:
         phase = MethodContext(cfg, tasks["a"], executor.run).phase("adapter")  # st_a's phase for a
+        with pytest.raises(StoreError, match="no entry"):  # the worker's error reaches the caller
+            executor.run(dataclasses.replace(phase, init="adapter-missing"))
         twice = [executor.submit(phase), executor.submit(phase)]  # e.g. two trials at once
         assert twice[0].result() == twice[1].result() == phase.key()
         assert (executor.trained, executor.reused) == (1, 1)

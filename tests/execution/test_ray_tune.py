@@ -1,0 +1,110 @@
+"""Sweeps: trial grids, the store's phase counts over all orderings, and a Tune sweep end to end.
+
+The counting tests run every trial in-process (`run_trial`, local executor, no Ray runtime) so
+they take seconds; the sweep test starts its own local Ray (`address="local"`, never joining a
+cluster someone else started) and stops it with `ray.shutdown()`.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray")
+
+from cl_sim.config import load_config  # noqa: E402
+from cl_sim.errors import ConfigError  # noqa: E402
+from cl_sim.execution import ray_tune  # noqa: E402
+from cl_sim.execution.ray_tune import (SweepConfig, grid, orderings, run_trial, store_counts,  # noqa: E402
+                                       sweep_counts, trial_id, trials_for)
+
+TASKS4 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_test: 16}}" for f in "abcd") + "]"
+
+
+def tiny_cfg(store_dir, tasks=TASKS4, *overrides):
+    return load_config(None, ["backbone.name=tiny-bert", "backbone.max_length=24", "training.epochs=1",
+                              "training.batch_size=16", "training.threads=1", f"tasks={tasks}",
+                              f"execution.store_dir={store_dir}", *overrides])
+
+
+def sweep_all_orderings(cfg, method: str) -> dict:
+    """Every ordering of the tasks with `method`, trial by trial, on one store: the counts."""
+    base, before = cfg.to_dict(), store_counts(cfg.execution.store_dir)
+    reports = [run_trial(base, p, "local", threads=1, log=lambda m: None)
+               for p in grid(ordering=orderings([t.name for t in cfg.tasks]), method=[method], seed=[0])]
+    assert len(reports) == 24
+    return sweep_counts(before, store_counts(cfg.execution.store_dir), reports)
+
+
+# ---------------------------------------------------------------- plain data
+
+
+def test_orderings_all_and_seeded_sample():
+    assert len(orderings("abcd")) == 24
+    first = orderings("abcd", sample=5, seed=1)
+    assert first == orderings("abcd", sample=5, seed=1) and len(set(first)) == 5
+    assert orderings("ab", sample=9) == [("a", "b"), ("b", "a")]
+
+
+def test_grid_drops_params_a_method_ignores_and_dedupes():
+    trials = grid(ordering=[("a", "b")], method=["st_a", "i2i"], seed=[0], teacher_count=[0, 1],
+                  i2i_variant=["FF", "LL"])
+    assert [trial_id(t) for t in trials] == ["st_a-s0-a>b", "i2i-s0-a>b-tc0-FF", "i2i-s0-a>b-tc0-LL",
+                                             "i2i-s0-a>b-tc1-FF", "i2i-s0-a>b-tc1-LL"]
+    assert len(trials) == 5
+
+
+def test_trials_for_and_load_sweep_split_overrides(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("sweep: {name: t, methods: [st_a], sample: 2}\nbackbone: {name: tiny-bert}\n")
+    cfg, sweep = ray_tune.load_sweep(path, ["sweep.seeds=[0, 1]", "training.epochs=1"])
+    assert cfg.backbone.name == "tiny-bert" and cfg.training.epochs == 1 and sweep.seeds == (0, 1)
+    trials = trials_for(cfg, sweep)
+    assert len(trials) == 4 and all(len(t["ordering"]) == len(cfg.tasks) for t in trials)
+    with pytest.raises(ConfigError, match="sweep.bogus"):
+        ray_tune.load_sweep(path, ["sweep.bogus=1"])
+    with pytest.raises(ConfigError, match="teacher_count"):
+        ray_tune.trial_config(cfg.to_dict(), {"method": "i2i", "teacher_count": 7})
+
+
+# ---------------------------------------------------------------- must-show counts
+
+
+def test_i2i_all_orderings_of_4_tasks_train_64_final_adapters_not_96(tmp_path):
+    counts = sweep_all_orderings(tiny_cfg(tmp_path / "store"), "i2i")
+    # 4 + 12 + 24 + 24 distinct ordered prefixes; the first arrival and the KT reference are ST-A
+    assert counts["store_new"] == {"adapter": 64, "distill": 60, "fusion": 60}
+    assert counts["trained"] == counts["store_new"]  # each phase trained once, by exactly one trial
+    assert counts["reused"]["adapter"] == 24 * 4 * 2 - 64  # arrivals + KT references, minus the trained
+
+
+def test_fusion_all_orderings_of_4_tasks_train_at_most_32_fusion_layers(tmp_path):
+    counts = sweep_all_orderings(tiny_cfg(tmp_path / "store"), "fusion")
+    assert counts["store_new"] == {"adapter": 4, "fusion": 32}  # one per task and set of earlier tasks
+    assert counts["trained"] == counts["store_new"]
+
+
+# ---------------------------------------------------------------- Tune end to end
+
+
+@pytest.mark.ray
+def test_tune_sweep_end_to_end_then_rerun_reuses_everything(tmp_path):
+    import ray
+
+    tasks3 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_test: 16}}" for f in "abc") + "]"
+    cfg = tiny_cfg(tmp_path / "store", tasks3, f"output.dir={tmp_path / 'out'}")
+    sweep = SweepConfig(name="t", sample=2, methods=("st_a", "i2i"))
+    trials = trials_for(cfg, sweep)
+    try:
+        ray_tune.connect("local", log=lambda m: None)
+        first = ray_tune.run_sweep(cfg, sweep, trials, log=lambda m: None)
+        tasks = pd.read_parquet(first.paths["tasks"])
+        assert len(tasks) == len(trials) * 3
+        assert set(zip(tasks["trial_id"], tasks["task"])) == {(trial_id(t), n) for t in trials for n in "abc"}
+        assert first.counts["trained"] == first.counts["store_new"] and first.counts["trained"]["adapter"] > 0
+        assert (first.paths["report"]).is_file()
+        again = ray_tune.run_sweep(cfg, sweep, trials, log=lambda m: None)
+    finally:
+        ray.shutdown()
+    assert again.counts["trained"] == {} and again.counts["store_new"] == {}
+    for name in ("tasks", "matrix", "trials"):
+        pd.testing.assert_frame_equal(pd.read_parquet(first.paths[name]), pd.read_parquet(again.paths[name]))

@@ -1,0 +1,85 @@
+"""Methods on the tiny model: transfer direction, reductions, costs, fusion maths, reload."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cl_sim.adapters.fusion import Fusion
+from cl_sim.config import load_config, ordering
+from cl_sim.execution.local import LocalExecutor
+from cl_sim.methods import Deployed
+from cl_sim.simulate import run_stream
+from cl_sim.store import Store
+from cl_sim.tasks import load_tasks
+from cl_sim.train import evaluate_deployed
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSFER = ROOT / "experiments" / "configs" / "transfer_tiny.yaml"
+
+
+def run(method, store_dir, *overrides, config=TRANSFER):
+    cfg = load_config(config, [f"method.name={method}", *overrides])
+    tasks = load_tasks(cfg)
+    ex = LocalExecutor(Store(store_dir), tasks)
+    return run_stream(cfg, tasks, ex, ordering(cfg), log=lambda m: None), ex
+
+
+@pytest.fixture(scope="module")
+def transfer_runs(tmp_path_factory):
+    store = tmp_path_factory.mktemp("store")
+    return {m: run(m, store) for m in ("st_a", "fusion", "i2i", "adapter_distillation")}
+
+
+@pytest.mark.parametrize("method", ["fusion", "i2i", "adapter_distillation"])
+def test_transfer_methods_beat_st_a_on_small_related_task(transfer_runs, method):
+    rec, _ = transfer_runs[method]
+    base, _ = transfer_runs["st_a"]
+    assert rec.R[-1, -1] > base.R[-1, -1]
+    assert rec.tasks[-1]["kt"] > 0
+
+
+def test_inference_params_equal_st_a_for_distilled_methods_and_grow_for_fusion(transfer_runs):
+    st_a = [r["inference_params"] for r in transfer_runs["st_a"][0].tasks]
+    for m in ("i2i", "adapter_distillation"):
+        assert [r["inference_params"] for r in transfer_runs[m][0].tasks] == st_a
+    fusion = [r["inference_params"] for r in transfer_runs["fusion"][0].tasks]
+    assert fusion[0] > st_a[0] and fusion[0] < fusion[1] < fusion[2]
+
+
+def test_fusion_attention_is_recorded_and_sums_to_one(transfer_runs):
+    rows = transfer_runs["fusion"][0].attention
+    last = [r for r in rows if r["task"] == "small"]
+    assert {r["teacher"] for r in last} == {"rel_a", "rel_b", "small"}
+    for layer in {r["layer"] for r in last}:
+        assert sum(r["weight"] for r in last if r["layer"] == layer) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["i2i", "adapter_distillation"])
+def test_teacher_count_zero_reduces_to_st_a(tmp_path, method):
+    base, _ = run("st_a", tmp_path / "a", "training.epochs=2")
+    rec, ex = run(method, tmp_path / "b", "training.epochs=2", "method.teacher_count=0")
+    np.testing.assert_array_equal(rec.R, base.R)
+    assert [r["phase_keys"] for r in rec.tasks] == [r["phase_keys"] for r in base.tasks]
+    assert all(r["teachers"] == "" for r in rec.tasks)
+
+
+def test_fusion_with_identity_values_and_equal_attention_is_the_mean():
+    f = Fusion(8, value_init_noise=0.0)
+    torch.nn.init.zeros_(f.query.weight)  # zero query -> equal scores -> uniform attention
+    outputs = torch.randn(3, 2, 5, 8)  # (N, B, T, H)
+    fused, att = f(torch.randn(2, 5, 8), outputs)
+    torch.testing.assert_close(fused, outputs.mean(0))
+    torch.testing.assert_close(att.sum(-1), torch.ones(2, 5))
+    assert f.value_reg().item() == 0.0
+
+
+def test_reloaded_fusion_adapter_and_head_predict_exactly_as_before(transfer_runs, tmp_path):
+    rec, ex = transfer_runs["fusion"]
+    dep = Deployed(head=rec.tasks[-1]["phase_keys"].split(",")[-1], fusion=rec.tasks[-1]["phase_keys"].split(",")[-1])
+    tasks = ex.tasks
+    before = evaluate_deployed(dep, tasks["small"], ex.store)
+    fresh = Store(ex.store.root)  # no in-memory cache: states come back from safetensors
+    after = evaluate_deployed(dep, tasks["small"], fresh)
+    assert before[0] == after[0] == rec.R[-1, -1]
+    np.testing.assert_array_equal(np.asarray(before[1]), np.asarray(after[1]))

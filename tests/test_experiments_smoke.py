@@ -1,0 +1,80 @@
+"""The sweep scripts as users run them: `python experiments/<name>.py --smoke-test`, each starting
+its own local Ray (`--address local`: never joining a cluster someone else started on this
+machine) that stops when the script exits. Outputs and store go to tmp_path."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(script: str, tmp: Path, store: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "experiments" / f"{script}.py"), "--smoke-test", "--address", "local",
+            f"output.dir={tmp}", f"execution.store_dir={store}", *extra]
+
+
+def run_script(script: str, tmp: Path, store: Path, *extra: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(command(script, tmp, store, *extra), cwd=ROOT, capture_output=True, text=True,
+                          timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def check_table(out: Path, name: str) -> pd.DataFrame:
+    tasks = pd.read_parquet(out / f"{name}_smoke" / "tasks.parquet")
+    trials = pd.read_parquet(out / f"{name}_smoke" / "trials.parquet")
+    assert len(tasks) == len(trials) * 3  # one row per (trial, task): three smoke tasks
+    assert not tasks.duplicated(["trial_id", "task"]).any()
+    assert (out / f"{name}_smoke" / "report.md").is_file()
+    return tasks
+
+
+def test_task_order_smoke(tmp_path):
+    proc = run_script("task_order", tmp_path, tmp_path / "store")
+    tasks = check_table(tmp_path, "task_order")
+    assert set(tasks["method"]) == {"st_a", "i2i"} and tasks["ordering"].nunique() == 2
+    assert "phases trained" in proc.stdout and "table:" in proc.stdout
+
+
+@pytest.mark.parametrize("script, column", [("teacher_count", "teacher_count"), ("low_shot", "low_shot_fraction")])
+def test_other_sweeps_smoke(tmp_path, script, column):
+    run_script(script, tmp_path, tmp_path / "store")
+    tasks = check_table(tmp_path, script)
+    assert tasks[column].nunique() > 1
+
+
+@pytest.mark.slow
+def test_killed_driver_then_rerun_gives_the_uninterrupted_table(tmp_path):
+    run_script("task_order", tmp_path / "a", tmp_path / "store_a")
+    store_b = tmp_path / "store_b"
+    proc = subprocess.Popen(command("task_order", tmp_path / "b", store_b), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while len(list((store_b / "manifest").glob("*.json"))) < 4 and time.time() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the sweep finished before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started (its local Ray)
+        proc.wait()
+    assert not (tmp_path / "b" / "task_order_smoke" / "tasks.parquet").exists()
+    done_before = len(list((store_b / "manifest").glob("*.json")))
+    rerun = run_script("task_order", tmp_path / "b", store_b)
+    assert "phases trained" in rerun.stdout
+    counts = pd.read_json(tmp_path / "b" / "task_order_smoke" / "counts.json", typ="series")
+    assert sum(counts["store_before"].values()) == done_before > 0  # finished phases were kept and reused
+    for name in ("tasks", "matrix", "trials"):
+        a = pd.read_parquet(tmp_path / "a" / "task_order_smoke" / f"{name}.parquet")
+        b = pd.read_parquet(tmp_path / "b" / "task_order_smoke" / f"{name}.parquet")
+        pd.testing.assert_frame_equal(a, b)
