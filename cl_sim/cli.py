@@ -57,7 +57,7 @@ def print_run(rec, out: Path) -> None:
 
 
 def cmd_run(args: list[str]) -> int:
-    from cl_sim.execution.local import LocalExecutor
+    from cl_sim.execution.local import LocalExecutor, local_device
     from cl_sim.results import run_dir, write_run
     from cl_sim.simulate import run_stream
     from cl_sim.store import Store
@@ -73,7 +73,8 @@ def cmd_run(args: list[str]) -> int:
     if cfg.execution.executor == "ray":
         executor = make_executor(cfg, store, tasks)
     else:
-        executor = LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"  {m}", flush=True))
+        executor = LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"  {m}", flush=True),
+                                 device=local_device(cfg.execution.use_gpu))
     out = run_dir(cfg)
     print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
           f"{cfg.adapter.kind}, seed {cfg.training.seed}) -> {out}", flush=True)

@@ -11,7 +11,8 @@ from typing import Optional
 import torch
 
 from cl_sim.data.task import Task
-from cl_sim.phases import Phase
+from cl_sim.errors import ConfigError
+from cl_sim.phases import Dist, Phase
 from cl_sim.store import Store
 from cl_sim.train import evaluate_deployed, run_phase
 
@@ -25,11 +26,21 @@ def eval_key(dep, task: Task, split: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def local_device(use_gpu: bool) -> str:
+    """`execution.use_gpu` for in-process runs: the first CUDA device, or a clear error."""
+    if not use_gpu:
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise ConfigError("execution.use_gpu: true, but no CUDA device is visible to this process")
+    return "cuda"
+
+
 class LocalExecutor:
     """Runs phases in-process; every finished phase goes to the store, and is reused from it."""
 
-    def __init__(self, store: Store, tasks: dict[str, Task], threads: int = 0, log=None):
+    def __init__(self, store: Store, tasks: dict[str, Task], threads: int = 0, log=None, device: str = "cpu"):
         self.store, self.tasks, self.log = store, tasks, log or (lambda msg: None)
+        self.device = device
         self.trained, self.reused = 0, 0
         set_threads(threads)
 
@@ -39,7 +50,7 @@ class LocalExecutor:
             self.reused += 1
             return key
         self.log(f"train {phase.kind:<8} {phase.task:<12} {key}")
-        out = run_phase(phase, self.tasks[phase.task], self.store)
+        out = run_phase(phase, self.tasks[phase.task], self.store, Dist(device=self.device))
         self.store.put(key, out.states, {"phase": phase.to_dict(), "metrics": out.metrics, "attention": out.attention})
         self.trained += 1
         return key
@@ -49,6 +60,6 @@ class LocalExecutor:
         cached = self.store.score(key)
         if cached is not None:
             return cached
-        score, attention = evaluate_deployed(dep, task, self.store)
+        score, attention = evaluate_deployed(dep, task, self.store, device=self.device)
         self.store.put_score(key, score, attention)
         return score, attention

@@ -1,0 +1,85 @@
+"""`cl-sim validate` / `cl-sim run` reject bad input with exit 2 and one line, no traceback."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cl_sim.cli import main
+
+SYN = dict(n_train=32, n_dev=16, n_test=16, n_signal_words=12, n_filler_words=12)
+
+
+def _config(tmp_path: Path, **sections) -> Path:
+    tree = {"backbone": {"name": "tiny-bert", "max_length": 32},
+            "tasks": [{"name": "a", "family": "a", **SYN}, {"name": "b", "family": "b", **SYN}],
+            "training": {"epochs": 1, "batch_size": 16, "threads": 1},
+            "output": {"dir": str(tmp_path / "out")},
+            "execution": {"store_dir": str(tmp_path / "store")}}
+    tree.update(sections)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+def _csv_task(tmp_path: Path, **task) -> dict:
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\nred apple,x\ngreen pear,y\nblue sky,x\nold stone,y\n")
+    dev = tmp_path / "dev.csv"
+    dev.write_text("text,label\nred sky,x\nold pear,y\n")
+    return {"name": "f", "source": "file", "paths": {"train": str(train), "dev": str(dev)},
+            "text_columns": ["text"], **task}
+
+
+BAD = {
+    "unknown key": (lambda tmp: [str(_config(tmp)), "training.epoch=2"], "unknown config key 'training.epoch'"),
+    "unknown key in yaml": (lambda tmp: [str(_config(tmp, trainer={"epochs": 1}))], "unknown config key 'trainer'"),
+    "wrong type": (lambda tmp: [str(_config(tmp)), "training.epochs=abc"], "training.epochs: expected int"),
+    "missing data file": (
+        lambda tmp: [str(_config(tmp, tasks=[_csv_task(tmp)])), f"tasks.0.paths.train={tmp / 'nope.csv'}"],
+        "train file not found"),
+    "missing label column": (
+        lambda tmp: [str(_config(tmp, tasks=[_csv_task(tmp, label_column="gold")]))], "label column 'gold'"),
+    "unknown task in ordering": (
+        lambda tmp: [str(_config(tmp)), "stream.ordering=[a, zz]"], "stream.ordering: unknown task 'zz'"),
+    "missing config file": (lambda tmp: [str(tmp / "absent.yaml")], "config file not found"),
+}
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, command, case):
+    make_args, needle = BAD[case]
+    code = main([command, *make_args(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cl-sim: error: ") and needle in lines[0], lines[0]
+    assert "Traceback" not in err + out
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()  # nothing half-written
+
+
+def test_validate_reports_each_task(tmp_path, capsys):
+    code = main(["validate", str(_config(tmp_path, tasks=[{"name": "a", **SYN}, _csv_task(tmp_path)]))])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "ok  a: classification, 2 labels" in out and "ok  f: classification, 2 labels" in out
+    assert "config ok" in out
+    assert not (tmp_path / "out").exists()  # validate trains and writes nothing
+
+
+def test_cl_sim_validate_in_a_subprocess(tmp_path):
+    exe = shutil.which("cl-sim") or str(Path(sys.executable).parent / "cl-sim")
+    good = subprocess.run([exe, "validate", str(_config(tmp_path)), "training.epochs=2"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert good.returncode == 0, good.stderr
+    assert "config ok: method st_a, 2 tasks" in good.stdout
+    bad = subprocess.run([exe, "validate", str(_config(tmp_path)), "training.lr=[1]"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert bad.stderr.startswith("cl-sim: error: training.lr:") and "Traceback" not in bad.stderr
