@@ -65,7 +65,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     for epoch in range(first_epoch, phase.epochs):
         # dropout (finetune phases train in train mode) draws from the global RNG: seed it per epoch
         # so a phase is bit-identical across runs, processes and resumes
-        pass  # TMP
+        torch.manual_seed(seed + epoch)
         losses = []
         batches = list(iterate(data, phase.batch_size, shuffle=True, seed=seed + epoch, pad_id=tokenizer.pad_token_id))
         for i, batch in enumerate(batches):
