@@ -23,6 +23,8 @@ def parse_args(doc: str, name: str) -> argparse.Namespace:
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (auto, host:port); `local` = always start a new local one; "
                         "default: $RAY_ADDRESS, a running `ray start` cluster, else a new local one")
+    p.add_argument("--sample", type=int, metavar="K",
+                   help="a seeded sample of K orderings of the tasks (= sweep.orderings=all sweep.sample=K)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (sweep.* for the sweep section)")
     return p.parse_args()
 
@@ -35,14 +37,16 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
     args = parse_args(doc, name)
     start = time.perf_counter()
     try:
-        cfg, sweep = ray_tune.load_sweep(args.config, (SMOKE + smoke if args.smoke_test else []) + args.overrides)
+        sample = ["sweep.orderings=all", f"sweep.sample={args.sample}"] if args.sample else []
+        overrides = (SMOKE + smoke if args.smoke_test else []) + sample + args.overrides
+        cfg, sweep = ray_tune.load_sweep(args.config, overrides)
         todo = trials(cfg, sweep)
         if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not Path(cfg.output.dir).is_absolute():
             print(f"note: running as a Ray job, relative output.dir/execution.store_dir live in the job's copy "
                   f"of the working dir ({Path.cwd()}); pass absolute ones to keep them", flush=True)
         ray_tune.connect(args.address, log=_log)
         res = ray_tune.run_sweep(cfg, sweep, todo, log=_log)
-    except CLSimError as exc:
+    except (CLSimError, ConnectionError) as exc:  # bad input, or no Ray cluster at --address
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     n = len(res.tables["tasks"])

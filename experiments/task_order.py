@@ -3,7 +3,8 @@ of the config's tasks x methods x seeds, one Ray Tune trial each; one results ta
 
     python experiments/task_order.py --smoke-test                   # tiny model: seconds
     python experiments/task_order.py                                # MiniLM, 2 CPU cores: minutes
-    python experiments/task_order.py sweep.sample=4 sweep.methods=[st_a,fusion] training.epochs=2
+    python experiments/task_order.py --sample 4 sweep.methods=[st_a,fusion] training.epochs=2
+    python experiments/task_order.py sweep.sample=null sweep.seeds=[0,1]    # all orderings, 2 seeds
     python experiments/task_order.py --address auto                 # a running `ray start` cluster
     RAY_AUTH_MODE=token RAY_API_SERVER_ADDRESS=http://127.0.0.1:8265 \\
         ray job submit --working-dir . -- python experiments/task_order.py --smoke-test

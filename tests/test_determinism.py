@@ -1,4 +1,5 @@
 """Same config + seed twice -> byte-identical results files (SPEC §7), through the real CLI."""
+import json
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,6 @@ def test_same_config_and_seed_give_identical_files(tmp_path, method):
     second = _run(tmp_path, config, "second", [f"method.name={method}"])
     for name in IDENTICAL:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
-    import json
-
     summary = json.loads((first / "summary.json").read_text())
     assert summary["seed"] == 3 and summary["ordering"] == ["a", "b"]
     assert summary["R"][1][0] is not None  # a real 2x2 matrix, not an empty file compared with itself

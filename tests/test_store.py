@@ -11,7 +11,8 @@ from cl_sim.store import Store
 
 def _states() -> dict:
     g = torch.Generator().manual_seed(0)
-    return {"adapter": {"slot.down.weight": torch.randn(2, 8, generator=g), "slot.down.bias": torch.randn(2, generator=g)},
+    return {"adapter": {"slot.down.weight": torch.randn(2, 8, generator=g),
+                        "slot.down.bias": torch.randn(2, generator=g)},
             "head": {"proj.weight": torch.randn(3, 8, generator=g), "proj.bias": torch.zeros(3)}}
 
 
@@ -73,8 +74,10 @@ def test_a_corrupt_manifest_entry_is_a_store_error(tmp_path):
 def test_manifest_is_written_after_the_tensors(tmp_path, monkeypatch):
     calls = []
     real_save, real_json = store_mod.atomic_save_file, store_mod.atomic_write_json
-    monkeypatch.setattr(store_mod, "atomic_save_file", lambda p, w: (calls.append(("tensors", p.name)), real_save(p, w)))
-    monkeypatch.setattr(store_mod, "atomic_write_json", lambda p, o: (calls.append(("manifest", p.name)), real_json(p, o)))
+    monkeypatch.setattr(store_mod, "atomic_save_file",
+                        lambda p, w: (calls.append(("tensors", p.name)), real_save(p, w)))
+    monkeypatch.setattr(store_mod, "atomic_write_json",
+                        lambda p, o: (calls.append(("manifest", p.name)), real_json(p, o)))
     Store(tmp_path).put("k", _states(), meta={})
     assert calls == [("tensors", "k.safetensors"), ("manifest", "k.json")]
     assert json.loads((tmp_path / "manifest" / "k.json").read_text())["key"] == "k"

@@ -143,8 +143,8 @@ class PhasePool:
     async def _submit(self, job: dict) -> Any:
         if self.queue is None:
             await self.start()
-        if not self.watchers and job["op"] != "stop":
-            self._launch()
+        if job["op"] != "stop" and all(w.done() for w in self.watchers.values()):
+            self._launch()  # the first job, or every slot gave up earlier: (re)start the trainers
         job["id"] = next(self.ids)
         future = asyncio.get_running_loop().create_future()
         self.jobs[job["id"]] = {"job": job, "future": future}
@@ -205,11 +205,12 @@ class PhasePool:
     async def stop(self, timeout: float = 120.0) -> dict:
         """Let queued jobs finish, then end every trainer's loop and wait for the trainers."""
         self.stopping = True
-        if not self.watchers:
+        alive = [w for w in self.watchers.values() if not w.done()]
+        if not alive:
             return self.stats
-        stops = [self._submit({"op": "stop"}) for _ in self.watchers]
+        stops = [self._submit({"op": "stop"}) for _ in alive]  # one per trainer still serving
         try:
-            await asyncio.wait_for(asyncio.gather(*stops, *self.watchers.values(), return_exceptions=True), timeout)
+            await asyncio.wait_for(asyncio.gather(*stops, *alive, return_exceptions=True), timeout)
         except asyncio.TimeoutError:
             log.warning("phase pool: trainers did not stop within %.0f s", timeout)
         return self.stats

@@ -35,6 +35,9 @@ def pool_loop(config: dict) -> None:
     """Serve pool jobs until a `stop` job arrives (the `train_loop_per_worker` of a slot)."""
     torch.set_num_threads(config["threads"])  # Ray sets OMP_NUM_THREADS=1 in workers
     quiet_report_log()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per worker and backbone, prefixed by Ray
     from ray.train.torch import get_device, prepare_model
 
     from cl_sim.phases import Dist

@@ -163,13 +163,16 @@ def trial_id(params: dict) -> str:
 
 
 def trial_config(base: dict, params: dict) -> Config:
-    """Base config (a `Config.to_dict()`) with the trial's params applied, validated."""
+    """Base config (a `Config.to_dict()`) with the trial's params applied, validated; a method
+    without teachers drops the base config's teacher_count."""
     tree = copy.deepcopy(base)
     for name, value in params.items():
         if name not in PARAMS:
             raise ConfigError(f"trial param '{name}' is unknown (known: {', '.join(PARAMS)})")
         section, key = PARAMS[name]
         tree[section][key] = list(value) if name == "ordering" else value
+    if tree["method"]["name"] not in USES_TEACHERS:  # a base teacher_count must not reject st_a trials
+        tree["method"]["teacher_count"] = None
     cfg = build(Config, tree)
     validate(cfg)
     return cfg

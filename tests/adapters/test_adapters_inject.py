@@ -25,7 +25,9 @@ def _batch(seed: int = 0, B: int = 3, T: int = 7) -> dict:
 
 def _adapted(backbone: str, kind: str, **adapter) -> AdaptedModel:
     model = AdaptedModel(fresh_backbone(backbone)[0], AdapterConfig(kind=kind, **adapter))
-    model.add_adapter("x")
+    with torch.random.fork_rng(devices=[]):  # the down-projection's random init: same in any test order
+        torch.manual_seed(0)
+        model.add_adapter("x")
     model.set_active("x")
     return model.eval()
 
@@ -54,11 +56,13 @@ def test_zero_up_projection_leaves_the_backbone_exactly_unchanged(backbone, kind
         want = frozen(**batch).last_hidden_state
         got = model.backbone(**batch).last_hidden_state  # (B, T, H)
         assert torch.equal(got, want)
-        # the same adapter with a non-zero up-projection must change the output
+        # the same adapter with a non-zero up-projection must change the output (the bias too: with a
+        # bottleneck of 2 both ReLU units can be off for every token, and then the weight alone does nothing)
         g = torch.Generator().manual_seed(1)
         for slot in model.slots.values():
             up = slot.cl_adapters["x"].up
             up.weight.copy_(torch.randn(up.weight.shape, generator=g) * 0.5)
+            up.bias.copy_(torch.randn(up.bias.shape, generator=g) * 0.5)
         changed = model.backbone(**batch).last_hidden_state
     assert changed.shape == want.shape
     assert not torch.allclose(changed, want, atol=1e-4)

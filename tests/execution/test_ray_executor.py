@@ -27,7 +27,7 @@ from cl_sim.tasks import load_tasks  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
-TASKS = "[{name: a, family: a, n_train: 64, n_dev: 32, n_test: 32}, {name: b, family: b, n_train: 64, n_dev: 32, n_test: 32}]"
+TASKS = "[" + ", ".join(f"{{name: {n}, family: {n}, n_train: 64, n_dev: 32, n_test: 32}}" for n in "ab") + "]"
 
 
 def make_cfg(store_dir, *overrides):

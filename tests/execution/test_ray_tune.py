@@ -64,6 +64,8 @@ def test_trials_for_and_load_sweep_split_overrides(tmp_path):
         ray_tune.load_sweep(path, ["sweep.bogus=1"])
     with pytest.raises(ConfigError, match="teacher_count"):
         ray_tune.trial_config(cfg.to_dict(), {"method": "i2i", "teacher_count": 7})
+    with_teachers = ray_tune.load_sweep(path, ["method.name=i2i", "method.teacher_count=1"])[0].to_dict()
+    assert ray_tune.trial_config(with_teachers, {"method": "st_a"}).method.teacher_count is None
 
 
 # ---------------------------------------------------------------- must-show counts
