@@ -50,7 +50,7 @@ def pool_loop(config: dict) -> None:
     store = RayStoreClient.connect(config["store_root"])
     resume = load_checkpoint(ray.train.get_checkpoint())
     while True:
-        job = ray.get(pool.next_job.remote(config["slot"], IDLE_POLL_S)) if rank == 0 else None
+        job = next_job(pool, config["slot"]) if rank == 0 else None
         job = share(job, world, device)
         if job is None:
             continue
@@ -65,6 +65,14 @@ def pool_loop(config: dict) -> None:
             error = _portable(exc)
         if rank == 0:
             ray.get(pool.finish.remote(config["slot"], job["id"], result, error))
+
+
+def next_job(pool, slot: int) -> Optional[dict]:
+    """The pool's next job for this slot; a `stop` when the pool is gone (its driver exited)."""
+    try:
+        return ray.get(pool.next_job.remote(slot, IDLE_POLL_S))
+    except ray.exceptions.RayActorError:
+        return {"op": "stop"}
 
 
 def quiet_report_log() -> None:

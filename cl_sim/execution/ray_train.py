@@ -17,10 +17,11 @@ Pieces (docs/ray.md has the picture):
 
 The executor itself is thin: it turns `run(phase)` into a pool call and counts what was trained
 and what was reused. Trials of a sweep call `make_executor` too (it finds the actors by name)
-and `close()` when done; only the driver that started the pool calls `shutdown()`.
+and `close()` when done; `shutdown()` stops the pool only in the executor that started it.
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import dataclasses
 import logging
@@ -52,10 +53,10 @@ class RayExecutor:
     thread_safe = True  # read by cl_sim.timeline to run independent arrivals concurrently
 
     def __init__(self, store: RayStoreClient, pool, tasks: dict[str, Task], log: Callable[[str], None],
-                 owns_ray: bool = False):
+                 owns_ray: bool = False, owns_pool: bool = False):
         self.store, self.pool, self.tasks, self.log = store, pool, dict(tasks), log
         self.trained, self.reused, self.evaluated = 0, 0, 0
-        self.owns_ray = owns_ray
+        self.owns_ray, self.owns_pool = owns_ray, owns_pool
         self._lock = threading.Lock()
 
     def submit(self, phase: Phase) -> concurrent.futures.Future:
@@ -123,17 +124,18 @@ class RayExecutor:
         """Forget the cluster objects without stopping them (Tune trials sharing a pool)."""
         self.pool = None
 
-    def shutdown(self, stop_ray: Optional[bool] = None) -> None:
-        """Stop the pool's worker groups and the actors; stop Ray too if `make_executor` started it."""
-        if self.pool is not None:
+    def shutdown(self, stop_ray: Optional[bool] = None, force: bool = False) -> None:
+        """Stop the pool's worker groups and the actors if this executor started them (or `force`),
+        and Ray if `make_executor` started it (or `stop_ray`). Idempotent; also runs at exit."""
+        if self.pool is not None and (self.owns_pool or force) and ray.is_initialized():
             try:
                 ray.get(self.pool.stop.remote())
             except Exception as exc:  # a hung or dead pool must not keep the driver from exiting
                 self.log(f"phase pool did not stop cleanly ({type(exc).__name__}); killing it")
             ray.kill(self.pool)
-            self.pool = None
             self.store.kill()
-        if stop_ray if stop_ray is not None else self.owns_ray:
+        self.pool = None
+        if (stop_ray if stop_ray is not None else self.owns_ray) and ray.is_initialized():
             ray.shutdown()
 
 
@@ -190,9 +192,13 @@ def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Call
     spec = pool_spec(cfg, root)
     pool = PhasePool.options(name=pool_name(spec), namespace=NAMESPACE, get_if_exists=True,
                              max_concurrency=1000).remote(spec)
-    if ray.get(pool.start.remote())["fresh"]:  # trials joining a running pool stay quiet
+    fresh = ray.get(pool.start.remote())["fresh"]
+    if fresh:  # trials joining a running pool stay quiet
         ex = cfg.execution
         log(f"ray: phase pool with {ex.slots} slot(s) x {ex.num_workers} worker(s) "
             f"({'GPU' if ex.use_gpu else f'{ex.cpus_per_worker:g} CPU'} each, {spec['threads']} torch threads); "
             f"store {root}")
-    return RayExecutor(client, pool, tasks, log, owns_ray=owns_ray)
+    executor = RayExecutor(client, pool, tasks, log, owns_ray=owns_ray, owns_pool=fresh)
+    if fresh:  # a driver that never calls shutdown() (e.g. `cl-sim run`) still stops its trainers
+        atexit.register(executor.shutdown)  # cleanly, before Ray's own exit hook (registered earlier)
+    return executor
