@@ -56,7 +56,8 @@ def pool_loop(config: dict) -> None:
             continue
         if job["op"] == "stop":
             return
-        state = resume if resume is not None and resume.get("job") == job["id"] else None
+        mine = resume is not None and (resume["job"], resume["key"]) == (job["id"], job.get("key"))
+        state = resume if mine else None
         resume = None  # a checkpoint belongs to one job: never resume a later one from it
         result, error = None, None
         try:
@@ -152,7 +153,7 @@ def _maybe_crash() -> None:
     marker = os.environ.get(CRASH_ENV)
     if marker and os.path.exists(marker):
         os.remove(marker)
-        time.sleep(1.0)  # let the controller register the checkpoint just reported
+        time.sleep(3.0)  # let the controller (polling every 0.2 s) register the checkpoint just reported
         os._exit(1)
 
 

@@ -77,19 +77,19 @@ class RayExecutor:
         return self.submit(phase).result()
 
     def _settle(self, phase: Phase, future: concurrent.futures.Future, out: concurrent.futures.Future) -> None:
+        # Runs on a Ray callback thread: whatever happens, `out` must resolve or callers hang.
         try:
             info = future.result()
+            if info["trained"]:
+                self._count(trained=1)
+                resumed = info.get("resumed_from_epoch")
+                note = f", resumed after epoch {resumed}" if resumed is not None else ""
+                self.log(f"train {phase.kind:<8} {phase.task:<12} {info['key']}  {info['slot_wall_s']:.1f} s{note}")
+            else:
+                self._count(reused=1)  # another run or trial trained it while we asked
+            out.set_result(info["key"])
         except BaseException as exc:  # the phase failed on the cluster: the caller sees its error
             out.set_exception(_unwrap(exc))
-            return
-        if info["trained"]:
-            self._count(trained=1)
-            resumed = info.get("resumed_from_epoch")
-            note = f", resumed after epoch {resumed}" if resumed is not None else ""
-            self.log(f"train {phase.kind:<8} {phase.task:<12} {info['key']}  {info['slot_wall_s']:.1f} s{note}")
-        else:
-            self._count(reused=1)  # another run or trial trained it while we asked
-        out.set_result(info["key"])
 
     def _count(self, trained: int = 0, reused: int = 0) -> None:
         with self._lock:
@@ -102,7 +102,7 @@ class RayExecutor:
         cached = self.store.score(key)
         if cached is not None:
             return cached
-        self._register(task.name, task)
+        self._register(task)
         try:
             score, attention = ray.get(self.pool.evaluate.remote(dataclasses.asdict(dep), task.data_hash(), key))
         except BaseException as exc:
@@ -111,11 +111,11 @@ class RayExecutor:
             self.evaluated += 1
         return score, attention
 
-    def _register(self, name: str, task: Optional[Task] = None) -> None:
+    def _register(self, task: Task) -> None:
         """Make sure the cluster holds the task's data (tasks given later than construction)."""
-        if task is not None and self.tasks.get(name) is not task:
-            self.tasks[name] = task
-            self.store.register_tasks({name: task})
+        if self.tasks.get(task.name) is not task:
+            self.tasks[task.name] = task
+            self.store.register_tasks({task.name: task})
 
     def status(self) -> dict:
         return ray.get(self.pool.status.remote())

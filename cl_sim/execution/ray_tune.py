@@ -185,7 +185,8 @@ def trial_columns(cfg: Config, params: dict) -> dict:
     return {"trial_id": trial_id(params), "method": m.name, "seed": cfg.training.seed,
             "ordering": ">".join(params.get("ordering") or cfg.stream.ordering),
             "teacher_count": float(tc) if m.name in USES_TEACHERS and tc is not None else math.nan,
-            "low_shot_fraction": m.low_shot_fraction if i2i else math.nan, "i2i_variant": m.i2i_variant if i2i else None}
+            "low_shot_fraction": m.low_shot_fraction if i2i else math.nan,
+            "i2i_variant": m.i2i_variant if i2i else None}
 
 
 def absolute_paths(cfg: Config) -> Config:
@@ -420,7 +421,8 @@ def report_tasks(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         wall = phases.groupby(["trial_id", "task"], as_index=False)["wall_s"].sum()
         tasks = tasks.merge(wall, on=["trial_id", "task"], how="left")
     if tasks["i2i_variant"].dropna().nunique() > 1:
-        tasks["method"] = [f"{m}-{v}" if isinstance(v, str) else m for m, v in zip(tasks["method"], tasks["i2i_variant"])]
+        tasks["method"] = [f"{m}-{v}" if isinstance(v, str) else m
+                           for m, v in zip(tasks["method"], tasks["i2i_variant"])]
     return tasks
 
 
@@ -432,7 +434,8 @@ def write_sweep(out: Path, cfg: Config, sweep: SweepConfig, tables: dict[str, pd
 
     paths = {"config": out / "config.yaml", "sweep": out / "sweep.json", "counts": out / "counts.json"}
     save_config(cfg, paths["config"])
-    atomic_write_json(paths["sweep"], {"sweep": dataclasses.asdict(sweep), "trials": list(tables["trials"]["trial_id"])})
+    atomic_write_json(paths["sweep"], {"sweep": dataclasses.asdict(sweep),
+                                       "trials": list(tables["trials"]["trial_id"])})
     atomic_write_json(paths["counts"], counts)
     for name, df in tables.items():
         if not df.empty:
