@@ -390,7 +390,10 @@ def load_config(path: Optional[str | Path] = None, overrides: list[str] = ()) ->
             raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(tree, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
-    for key, value in parse_overrides(list(overrides)):
+    pairs = parse_overrides(list(overrides))
+    if "tasks" not in tree and any(k.startswith("tasks.") for k, _ in pairs):
+        tree["tasks"] = [dataclasses.asdict(t) for t in default_tasks()]  # edit the default stream
+    for key, value in pairs:
         _set_dotted(tree, key, value)
     cfg = build(Config, tree)
     if not cfg.tasks:
@@ -410,6 +413,9 @@ def ordering(cfg: Config) -> tuple[str, ...]:
 
 def validate(cfg: Config) -> None:
     """Cross-field checks that single sections cannot make."""
+    name = cfg.backbone.name
+    if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+        raise ConfigError(f"backbone.name: no model folder at {name}")
     names = [t.name for t in cfg.tasks]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
