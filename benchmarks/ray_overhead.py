@@ -8,7 +8,7 @@ hits both alike (a new seed means new task data and store keys, so every phase t
 The warm ratio is what every phase of a sweep pays; the cold ratio adds the one-time costs.
 
     python benchmarks/ray_overhead.py            # MiniLM, phases of ~1 minute on 2 cores (~20 min)
-    python benchmarks/ray_overhead.py --quick    # MiniLM, phases of ~10 s (~5 min)
+    python benchmarks/ray_overhead.py --quick    # MiniLM, phases of ~8 s (~3 min)
     python benchmarks/ray_overhead.py --smoke    # tiny random BERT: seconds of training (~2 min)
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZES = {  # n_train, epochs: about 1 min / 10 s per MiniLM phase on 2 CPU cores
-    "full": ["backbone.name=minilm", "training.epochs=2", "n_train=480"],
-    "quick": ["backbone.name=minilm", "training.epochs=1", "n_train=160"],
+SIZES = {  # about 1 min / 8 s per MiniLM phase on 2 idle CPU cores (~120 training examples/s)
+    "full": ["backbone.name=minilm", "training.epochs=4", "n_train=1800"],
+    "quick": ["backbone.name=minilm", "training.epochs=2", "n_train=480"],
     "smoke": ["backbone.name=tiny-bert", "training.epochs=1", "n_train=64"],
 }
 
