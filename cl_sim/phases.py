@@ -53,12 +53,14 @@ class Phase:
     grad_accum: int = 1
     weight_decay: float = 0.0
     precision: str = "fp32"
+    min_steps: int = 0  # train at least this many optimizer steps (more epochs on small tasks)
     fraction: float = 1.0  # share of the training split (I2I's low-shot phases)
     max_examples: Optional[int] = None
     init: Optional[str] = None  # store key whose adapter/head (or backbone/head) states start this phase
     teachers: tuple[str, ...] = ()  # fusion: store keys of the adapters to fuse, in fusion order
     teacher_fusion: Optional[str] = None  # distill: store key of the fusion phase to distil from
     backbone_lr: Optional[float] = None  # finetune
+    head_lr: Optional[float] = None  # None = lr (fusion phases: training.lr, see FusionConfig)
     fusion: Optional[dict] = None  # FusionConfig fields (fusion phases)
     distill: Optional[dict] = None  # DistillConfig fields (distill phases)
 

@@ -46,14 +46,11 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     data = encoded(task, "train", tokenizer, phase.max_length, phase.fraction, seed, phase.max_examples)
     loss_fn = make_loss(phase, task, model)
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": params, "lr": phase.lr}]
-    if phase.kind == "finetune":
-        bb = {id(p) for p in model.backbone.parameters()}
-        groups = [{"params": [p for p in params if id(p) in bb], "lr": phase.backbone_lr or phase.lr},
-                  {"params": [p for p in params if id(p) not in bb], "lr": phase.lr}]
-    opt = torch.optim.AdamW(groups, weight_decay=phase.weight_decay)
+    opt = torch.optim.AdamW(_param_groups(phase, model, params), weight_decay=phase.weight_decay)
     n_batches = math.ceil(len(data) / phase.batch_size)
-    total = max(1, phase.epochs * math.ceil(n_batches / phase.grad_accum))
+    steps_per_epoch = math.ceil(n_batches / phase.grad_accum)
+    epochs = max(phase.epochs, math.ceil(phase.min_steps / steps_per_epoch))  # small tasks: a step floor
+    total = max(1, epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
     first_epoch, steps, examples, losses = 0, 0, 0, []
     if resume is not None:
@@ -62,7 +59,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         opt.load_state_dict(resume["optim"])
         sched.load_state_dict(resume["sched"])
     model.train() if phase.kind == "finetune" else model.eval()  # frozen backbones run without dropout
-    for epoch in range(first_epoch, phase.epochs):
+    for epoch in range(first_epoch, epochs):
         # dropout (finetune phases train in train mode) draws from the global RNG: seed it per epoch
         # so a phase is bit-identical across runs, processes and resumes
         torch.manual_seed(seed + epoch)
@@ -95,6 +92,25 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
                  "wall_s": time.perf_counter() - start, "trainable_params": sum(p.numel() for p in params)},
         attention=attention_of(model, "fusion") if record else None,
     )
+
+
+def _param_groups(phase: Phase, model, params: list) -> list[dict]:
+    """One AdamW group per learning rate: the head at `head_lr`, a fine-tuned backbone at
+    `backbone_lr`, everything else (adapters, fusion) at `lr`; unset rates fall back to `lr`."""
+    head = {id(p) for p in model.heads["head"].parameters()}
+    backbone = {id(p) for p in model.backbone.parameters()}
+
+    def lr_of(p):
+        if id(p) in head:
+            return phase.head_lr or phase.lr
+        if id(p) in backbone:
+            return phase.backbone_lr or phase.lr
+        return phase.lr
+
+    groups: dict[float, list] = {}
+    for p in params:
+        groups.setdefault(lr_of(p), []).append(p)
+    return [{"params": ps, "lr": lr} for lr, ps in groups.items()]
 
 
 @torch.no_grad()

@@ -33,13 +33,14 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
     """Load the sweep, connect Ray, run `trials(cfg, sweep)` on Tune, print where results went."""
     from cl_sim.errors import CLSimError
     from cl_sim.execution import ray_tune
+    from cl_sim.sweep import load_sweep
 
     args = parse_args(doc, name)
     start = time.perf_counter()
     try:
         sample = ["sweep.orderings=all", f"sweep.sample={args.sample}"] if args.sample else []
         overrides = (SMOKE + smoke if args.smoke_test else []) + sample + args.overrides
-        cfg, sweep = ray_tune.load_sweep(args.config, overrides)
+        cfg, sweep = load_sweep(args.config, overrides)
         todo = trials(cfg, sweep)
         if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not Path(cfg.output.dir).is_absolute():
             print(f"note: running as a Ray job, relative output.dir/execution.store_dir live in the job's copy "

@@ -20,7 +20,7 @@ from _common import main
 
 def trials(cfg, sweep):
     from cl_sim.errors import ConfigError
-    from cl_sim.execution.ray_tune import trials_for
+    from cl_sim.sweep import trials_for
 
     if not (sweep.low_shot_fractions and sweep.i2i_variants):
         raise ConfigError("sweep.low_shot_fractions and sweep.i2i_variants: both must list values")

@@ -19,7 +19,7 @@ from _common import main
 
 
 def trials(cfg, sweep):
-    from cl_sim.execution.ray_tune import trials_for
+    from cl_sim.sweep import trials_for
 
     return trials_for(cfg, sweep)  # orderings x sweep.methods x sweep.seeds
 

@@ -19,7 +19,7 @@ from _common import main
 
 
 def trials(cfg, sweep):
-    from cl_sim.execution.ray_tune import trials_for
+    from cl_sim.sweep import trials_for
 
     n = len(sweep.tasks or cfg.tasks)
     counts = sweep.teacher_counts or tuple(range(n))  # 0 .. n-1: the most a stream of n can use

@@ -1,276 +1,38 @@
-"""Ray Tune sweeps: runs over orderings × methods × seeds (× teacher counts, low-shot fractions,
-I2I variants) sharing one durable store, collected into one table per sweep.
+"""Ray Tune sweeps: the trials of `cl_sim.sweep` run as Tune trials sharing one durable store,
+collected into one table per sweep.
 
     cfg, sweep = load_sweep("experiments/configs/task_order.yaml", ["sweep.sample=3"])
     connect(None)                                 # join the running cluster or start a local one
     res = run_sweep(cfg, sweep, trials_for(cfg, sweep))
     res.paths["tasks"]                            # one row per (trial, task); res.counts: trained/reused
 
-A trial is a plain dict of params (`PARAMS` maps each to its config key) run by a Tune function
-trainable: trial config = base config + params, `run_stream`, then `tune.report` of its summary and
-rows. Phases run through the executor the config names: `execution.executor=ray` uses
+Each trial is a Tune function trainable: `run_trial`, then `tune.report` of its summary and rows.
+Phases run through the executor the config names: `execution.executor=ray` uses
 `cl_sim.execution.ray_train` (one phase pool on the cluster, started by this driver, shared by the
 trials) when it imports, else each trial trains in its own process with `LocalExecutor` (logged).
-Either way a phase key is trained once: the store actor's claims, or a file lock per key in the
-store folder (local trials; on several nodes that folder must be shared storage).
 
 Resume: the store is durable and evaluation scores are cached beside it, so rerunning a killed
-sweep trains only the unfinished phases. Tables are sorted by trial id and hold no wall times
-(those are in `phases.parquet`), so a resumed sweep writes the same `tasks`, `matrix` and `trials`
-tables as an uninterrupted one. What was trained vs reused goes to `counts.json`.
+sweep trains only the unfinished phases and writes the same tables. What was trained vs reused
+goes to `counts.json`.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
-import fcntl
-import itertools
 import json
 import logging
 import math
 import os
-import random
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
-import pandas as pd
 import ray
-import yaml
 from ray import tune
 
-from cl_sim.config import Config, build, load_config, save_config, validate
+from cl_sim.config import Config
 from cl_sim.errors import CLSimError, ConfigError
-from cl_sim.methods import USES_TEACHERS
-
-Log = Callable[[str], None]
-# trial param -> (config section, key)
-PARAMS = {"ordering": ("stream", "ordering"), "method": ("method", "name"), "seed": ("training", "seed"),
-          "teacher_count": ("method", "teacher_count"), "low_shot_fraction": ("method", "low_shot_fraction"),
-          "i2i_variant": ("method", "i2i_variant")}
-I2I_ONLY = ("low_shot_fraction", "i2i_variant")
-TRIAL_COLUMNS = ("trial_id", "method", "seed", "ordering", "teacher_count", "low_shot_fraction", "i2i_variant")
-SUMMARY = ("avg_accuracy", "bwt", "fwt", "mean_forgetting", "mean_kt")
-ROW_TABLES = ("tasks", "matrix", "phases", "attention")
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """The `sweep:` section of an experiment YAML (the rest of the file is a cl_sim `Config`).
-
-    orderings: `all` = permutations of `tasks` (or a seeded `sample` of k), `config` = the config's
-    one ordering. Empty axes (teacher_counts, ...) are not swept: the config's value holds.
-    """
-
-    name: str = "sweep"
-    tasks: tuple[str, ...] = ()  # tasks to order; empty = all of the config's tasks
-    orderings: str = "all"
-    sample: Optional[int] = None
-    sample_seed: int = 0
-    methods: tuple[str, ...] = ("st_a", "i2i")
-    seeds: tuple[int, ...] = (0,)
-    teacher_counts: tuple[int, ...] = ()
-    low_shot_fractions: tuple[float, ...] = ()
-    i2i_variants: tuple[str, ...] = ()
-    cpus_per_trial: float = 1.0  # local executor (the trial trains); with the ray executor trials take 0.01
-    max_concurrent_trials: int = 0  # 0 = what the cluster's CPUs hold
-
-    def __post_init__(self):
-        if self.orderings not in ("all", "config"):
-            raise ConfigError(f"sweep.orderings: {self.orderings!r} is not one of all, config")
-        if self.sample is not None and self.sample < 1:
-            raise ConfigError(f"sweep.sample: must be >= 1 or null, got {self.sample}")
-        if self.cpus_per_trial <= 0:
-            raise ConfigError(f"sweep.cpus_per_trial: must be > 0, got {self.cpus_per_trial}")
-
-
-@dataclass
-class SweepResult:
-    out: Path
-    paths: dict[str, Path]
-    counts: dict
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- trials as plain data
-
-
-def load_sweep(path: Optional[str | Path], overrides: Sequence[str] = ()) -> tuple[Config, SweepConfig]:
-    """An experiment YAML: `sweep.*` keys and overrides go to the sweep, all others to the config
-    (validated once, exactly like `load_config`)."""
-    tree = {}
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigError(f"config file not found: {path}")
-        tree = yaml.safe_load(Path(path).read_text()) or {}
-    sweep_tree = dict(tree.pop("sweep", None) or {})
-    cfg_overrides = [f"{k}={json.dumps(v)}" for k, v in tree.items()]  # the file's config, as overrides
-    for item in overrides:
-        key, _, raw = item.partition("=")
-        if key.startswith("sweep."):
-            sweep_tree[key[len("sweep."):]] = yaml.safe_load(raw) if raw else ""
-        else:
-            cfg_overrides.append(item)
-    return load_config(None, cfg_overrides), build(SweepConfig, sweep_tree, "sweep")
-
-
-def orderings(names: Sequence[str], sample: Optional[int] = None, seed: int = 0) -> list[tuple[str, ...]]:
-    """All permutations of `names` (lexicographic in the given order), or a seeded sample of k."""
-    perms = list(itertools.permutations(names))
-    if sample is None or sample >= len(perms):
-        return perms
-    return sorted(random.Random(seed).sample(perms, sample), key=perms.index)
-
-
-def grid(**axes: Sequence) -> list[dict]:
-    """Cartesian product of the axes as trial dicts; params a method ignores are dropped
-    (teacher_count without teachers, low-shot settings outside I2I), duplicates removed."""
-    trials: dict[str, dict] = {}
-    for values in itertools.product(*axes.values()):
-        params = dict(zip(axes, values))
-        method = params.get("method")
-        if method is not None and method not in USES_TEACHERS:
-            params.pop("teacher_count", None)
-        if method is not None and method != "i2i":
-            for k in I2I_ONLY:
-                params.pop(k, None)
-        trials.setdefault(trial_id(params), params)
-    return list(trials.values())
-
-
-def trials_for(cfg: Config, sweep: SweepConfig) -> list[dict]:
-    """The sweep's trials: orderings × methods × seeds (× the axes the sweep lists)."""
-    names = list(sweep.tasks) or [t.name for t in cfg.tasks]
-    if sweep.orderings == "config":
-        orders = [tuple(cfg.stream.ordering or names)]
-    else:
-        orders = orderings(names, sweep.sample, sweep.sample_seed)
-    axes = {"ordering": orders, "method": sweep.methods, "seed": sweep.seeds, "teacher_count": sweep.teacher_counts,
-            "low_shot_fraction": sweep.low_shot_fractions, "i2i_variant": sweep.i2i_variants}
-    return grid(**{k: v for k, v in axes.items() if v})
-
-
-def trial_id(params: dict) -> str:
-    """Readable and deterministic (Tune's own trial ids change from run to run)."""
-    parts = [params.get("method", "cfg"), f"s{params.get('seed', 'cfg')}"]
-    if "ordering" in params:
-        parts.append(">".join(params["ordering"]))
-    tags = {"teacher_count": "tc", "low_shot_fraction": "ls", "i2i_variant": ""}
-    return "-".join(str(p) for p in parts + [f"{tag}{params[k]}" for k, tag in tags.items() if k in params])
-
-
-def trial_config(base: dict, params: dict) -> Config:
-    """Base config (a `Config.to_dict()`) with the trial's params applied, validated; a method
-    without teachers drops the base config's teacher_count."""
-    tree = copy.deepcopy(base)
-    for name, value in params.items():
-        if name not in PARAMS:
-            raise ConfigError(f"trial param '{name}' is unknown (known: {', '.join(PARAMS)})")
-        section, key = PARAMS[name]
-        tree[section][key] = list(value) if name == "ordering" else value
-    if tree["method"]["name"] not in USES_TEACHERS:  # a base teacher_count must not reject st_a trials
-        tree["method"]["teacher_count"] = None
-    cfg = build(Config, tree)
-    validate(cfg)
-    return cfg
-
-
-def trial_columns(cfg: Config, params: dict) -> dict:
-    """The columns that say which trial a row belongs to (NaN where a method ignores a param)."""
-    m = cfg.method
-    i2i, tc = m.name == "i2i", m.teacher_count
-    return {"trial_id": trial_id(params), "method": m.name, "seed": cfg.training.seed,
-            "ordering": ">".join(params.get("ordering") or cfg.stream.ordering),
-            "teacher_count": float(tc) if m.name in USES_TEACHERS and tc is not None else math.nan,
-            "low_shot_fraction": m.low_shot_fraction if i2i else math.nan,
-            "i2i_variant": m.i2i_variant if i2i else None}
-
-
-def absolute_paths(cfg: Config) -> Config:
-    """Trials run in other processes and folders: pin the store, output and data paths."""
-    ex, out = cfg.execution, cfg.output
-    cfg = cfg.replace(execution=dataclasses.replace(ex, store_dir=str(Path(ex.store_dir).resolve())),
-                      output=dataclasses.replace(out, dir=str(Path(out.dir).resolve())))
-    return cfg.replace(data_root=str(Path(cfg.data_root).resolve())) if cfg.data_root is not None else cfg
-
-
-def store_counts(root: str | Path) -> dict[str, int]:
-    """Finished store entries by phase kind (keys are `<kind>-<hash>`)."""
-    manifest = Path(root) / "manifest"
-    keys = [p.stem for p in manifest.glob("*.json")] if manifest.is_dir() else []
-    return dict(sorted(Counter(k.split("-", 1)[0] for k in keys).items()))
-
-
-# ---------------------------------------------------------------- one trial (runs without Tune too)
-
-
-@contextlib.contextmanager
-def _key_lock(folder: Path, key: str):
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{key}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # the kernel drops it when a process dies: a killed trial blocks nobody
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-class CountingExecutor:
-    """Wraps an executor: counts phases trained / reused per kind; with `lock_dir`, trials in other
-    processes wait for each other per key instead of training one phase twice."""
-
-    def __init__(self, inner, lock_dir: Optional[Path] = None):
-        self.inner, self.store, self.lock_dir = inner, inner.store, lock_dir
-        self.trained: Counter = Counter()
-        self.reused: Counter = Counter()
-
-    def run(self, phase) -> str:
-        with _key_lock(self.lock_dir, phase.key()) if self.lock_dir else contextlib.nullcontext():
-            before = self.inner.trained
-            key = self.inner.run(phase)
-            (self.trained if self.inner.trained > before else self.reused)[phase.kind] += 1
-        return key
-
-    def evaluate(self, dep, task):
-        return self.inner.evaluate(dep, task)
-
-
-def make_trial_executor(cfg: Config, kind: str, tasks: dict, threads: int, log: Log) -> CountingExecutor:
-    """`kind` is `ray` (the phase pool on the cluster) or `local` (phases in this process)."""
-    from cl_sim.store import Store
-
-    store = Store(cfg.execution.store_dir)
-    if kind == "ray":
-        from cl_sim.execution.ray_train import make_executor
-
-        return CountingExecutor(make_executor(cfg, store, tasks, log=log))
-    from cl_sim.execution.local import LocalExecutor
-
-    inner = LocalExecutor(store, tasks, cfg.training.threads or threads, log=log)
-    return CountingExecutor(inner, lock_dir=store.root / "locks")
-
-
-def run_trial(base: dict, params: dict, executor_kind: str = "local", threads: int = 1, log: Log = print) -> dict:
-    """Run one trial: {trial_id, summary, trained, reused (by kind), rows (per table)}."""
-    from cl_sim.simulate import run_stream
-    from cl_sim.tasks import load_tasks
-
-    cfg, tid = trial_config(base, params), trial_id(params)
-    tagged = lambda m: log(f"[{tid}] {m}")  # noqa: E731
-    tasks = load_tasks(cfg)
-    executor = make_trial_executor(cfg, executor_kind, tasks, threads, tagged)
-    try:
-        rec = run_stream(cfg, tasks, executor, params.get("ordering") or cfg.stream.ordering, run_id=tid, log=tagged)
-    finally:
-        if hasattr(executor.inner, "close"):
-            executor.inner.close()  # a Ray trial leaves the shared phase pool to the driver
-    ident = trial_columns(cfg, params)
-    rows = {name: [{**ident, **r} for r in getattr(rec, name)] for name in ROW_TABLES}
-    return {"trial_id": tid, "summary": rec.summary, "trained": dict(executor.trained),
-            "reused": dict(executor.reused), "rows": rows}
+from cl_sim.sweep import (SUMMARY, Log, SweepConfig, SweepResult, absolute_paths, counts_line, load_sweep,  # noqa: F401
+                          run_trial, store_counts, sweep_counts, sweep_tables, trial_config, trial_id, trials_for,
+                          write_sweep)
 
 
 # ---------------------------------------------------------------- Ray and Tune
@@ -379,71 +141,6 @@ def _short(err) -> str:
     cause = getattr(err, "cause", None) or err
     lines = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {lines[-1] if lines else ''}"
-
-
-# ---------------------------------------------------------------- tables, counts, report
-
-
-def sweep_tables(reports: list[dict]) -> dict[str, pd.DataFrame]:
-    """One table per kind of row; trials in id order, rows in run order: deterministic."""
-    reports = sorted(reports, key=lambda r: r["trial_id"])
-    tables = {name: pd.DataFrame([row for r in reports for row in r["rows"][name]]) for name in ROW_TABLES}
-    trials = [{**{k: v for k, v in r["rows"]["tasks"][0].items() if k in TRIAL_COLUMNS},
-               **{k: r["summary"].get(k) for k in SUMMARY}} for r in reports]
-    tables["trials"] = pd.DataFrame(trials)
-    return tables
-
-
-def sweep_counts(before: dict, after: dict, reports: list[dict]) -> dict:
-    """What the sweep trained and reused: store entries by kind before/after (the ground truth) and
-    the trials' own counters (which also see reuse)."""
-    trained, reused = Counter(), Counter()
-    for r in reports:
-        trained.update(r["trained"])
-        reused.update(r["reused"])
-    new = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(set(after) | set(before))}
-    return {"store_before": before, "store_after": after, "store_new": {k: v for k, v in new.items() if v},
-            "trained": dict(sorted(trained.items())), "reused": dict(sorted(reused.items())),
-            "per_trial": {r["trial_id"]: {"trained": r["trained"], "reused": r["reused"]} for r in reports}}
-
-
-def counts_line(counts: dict) -> str:
-    fmt = lambda c: f"{sum(c.values())} (" + ", ".join(f"{k} {v}" for k, v in c.items()) + ")"  # noqa: E731
-    return (f"phases trained {fmt(counts['trained'])}, reused from the store {fmt(counts['reused'])}; "
-            f"store entries: new {fmt(counts['store_new'])}, now {fmt(counts['store_after'])}")
-
-
-def report_tasks(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """The tasks table as the report reads it: + wall time per task; I2I variants as their own
-    method when the sweep varies them (so curves do not average FF with LL)."""
-    tasks, phases = tables["tasks"].copy(), tables["phases"]
-    if not phases.empty:
-        wall = phases.groupby(["trial_id", "task"], as_index=False)["wall_s"].sum()
-        tasks = tasks.merge(wall, on=["trial_id", "task"], how="left")
-    if tasks["i2i_variant"].dropna().nunique() > 1:
-        tasks["method"] = [f"{m}-{v}" if isinstance(v, str) else m
-                           for m, v in zip(tasks["method"], tasks["i2i_variant"])]
-    return tasks
-
-
-def write_sweep(out: Path, cfg: Config, sweep: SweepConfig, tables: dict[str, pd.DataFrame], counts: dict
-                ) -> dict[str, Path]:
-    """Every file atomically (tables, config, counts), then the report."""
-    from cl_sim.io import atomic_write_json, atomic_write_parquet
-    from cl_sim.report import write_report
-
-    paths = {"config": out / "config.yaml", "sweep": out / "sweep.json", "counts": out / "counts.json"}
-    save_config(cfg, paths["config"])
-    atomic_write_json(paths["sweep"], {"sweep": dataclasses.asdict(sweep),
-                                       "trials": list(tables["trials"]["trial_id"])})
-    atomic_write_json(paths["counts"], counts)
-    for name, df in tables.items():
-        if not df.empty:
-            paths[name] = out / f"{name}.parquet"
-            atomic_write_parquet(paths[name], df)
-    attention = tables["attention"] if not tables["attention"].empty else None
-    paths["report"] = write_report(out, matrix=tables["matrix"], tasks=report_tasks(tables), attention=attention)
-    return paths
 
 
 def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = print) -> SweepResult:

@@ -55,14 +55,15 @@ class MethodContext:
 
     def fusion_phase(self, teachers: tuple[str, ...], **fields) -> Phase:
         f = self.cfg.method.fusion
-        return self.phase("fusion", teachers=teachers, lr=f.lr, epochs=f.epochs or self.cfg.training.epochs,
+        return self.phase("fusion", teachers=teachers, lr=f.lr, head_lr=f.head_lr or self.cfg.training.lr,
+                          epochs=f.epochs or self.cfg.training.epochs,
                           grad_accum=f.grad_accum, fusion=dataclasses.asdict(f), **fields)
 
     def distill_phase(self, fusion_key: str, **fields) -> Phase:
         d = dataclasses.asdict(self.cfg.method.distill)
         d.update(fields.pop("distill", {}))
         return self.phase("distill", teacher_fusion=fusion_key, epochs=d["epochs"] or self.cfg.training.epochs,
-                          distill=d, **fields)
+                          min_steps=d["min_steps"], distill=d, **fields)
 
     def train(self, phase: Phase) -> str:
         key = self.run(phase)

@@ -14,8 +14,8 @@ pytest.importorskip("ray")
 from cl_sim.config import load_config  # noqa: E402
 from cl_sim.errors import ConfigError  # noqa: E402
 from cl_sim.execution import ray_tune  # noqa: E402
-from cl_sim.execution.ray_tune import (SweepConfig, grid, orderings, run_trial, store_counts,  # noqa: E402
-                                       sweep_counts, trial_id, trials_for)
+from cl_sim.sweep import (SweepConfig, grid, orderings, run_trial, store_counts, sweep_counts,  # noqa: E402
+                          trial_id, trials_for)
 
 TASKS4 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_test: 16}}" for f in "abcd") + "]"
 

@@ -39,6 +39,14 @@ def test_transfer_methods_beat_st_a_on_small_related_task(transfer_runs, method)
     assert rec.tasks[-1]["kt"] > 0
 
 
+@pytest.mark.parametrize("method", ["fusion", "i2i", "adapter_distillation"])
+def test_transfer_methods_lose_at_most_a_few_points_on_unrelated_tasks(tmp_path, method):
+    unrelated = ROOT / "experiments" / "configs" / "unrelated_tiny.yaml"
+    rec, _ = run(method, tmp_path, config=unrelated)
+    base, _ = run("st_a", tmp_path, config=unrelated)
+    assert rec.R[-1, -1] >= base.R[-1, -1] - 0.03
+
+
 def test_inference_params_equal_st_a_for_distilled_methods_and_grow_for_fusion(transfer_runs):
     st_a = [r["inference_params"] for r in transfer_runs["st_a"][0].tasks]
     for m in ("i2i", "adapter_distillation"):
