@@ -106,6 +106,9 @@ def report(rows: list[dict], size: str, load: float) -> str:
              *[_pair_line(a, b) for a, b in zip(lo[1:], ra[1:])],
              f"warm wall ratio ray/local: median {np.median(warm):.3f} (min {min(warm):.3f}, max {max(warm):.3f}); "
              f"Ray's extra time outside training per phase: median {np.median(rest):+.2f} s",
+             f"warm totals: local {sum(r['wall_s'] for r in lo[1:]):.1f} s, ray {sum(r['wall_s'] for r in ra[1:]):.1f} s, "
+             f"ratio {sum(r['wall_s'] for r in ra[1:]) / sum(r['wall_s'] for r in lo[1:]):.3f}; local alone varied "
+             f"{min(r['wall_s'] for r in lo):.1f}-{max(r['wall_s'] for r in lo):.1f} s for the same amount of work",
              "wall = run_stream end to end; training = the phases' own wall_s (inside the Train worker for Ray, "
              "with its per-epoch report + checkpoint); rest = wall - training (evaluations, dispatch, metrics)"]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/acti
 
 free_port() { python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 TMP=$(mktemp -d /tmp/rjs.XXXXXX)  # short: Ray's socket paths live under it
-OUT="$PWD/runs/ray_job_smoke"      # absolute: the job runs in an uploaded copy of the working dir
+OUT="${RAY_JOB_SMOKE_OUT:-$PWD/runs/ray_job_smoke}"  # absolute: the job runs in an uploaded copy of the working dir
 DASH=$(free_port)
 HEAD_PID=""
 cleanup() {

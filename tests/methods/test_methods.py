@@ -63,6 +63,20 @@ def test_fusion_attention_is_recorded_and_sums_to_one(transfer_runs):
         assert sum(r["weight"] for r in last if r["layer"] == layer) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.parametrize("adapter,method", [("houlsby", "fusion"), ("houlsby", "i2i"),
+                                            ("houlsby", "adapter_distillation"), ("adalink", "fusion")])
+def test_teacher_methods_run_with_other_adapter_kinds(tmp_path, adapter, method):
+    quick = ("training.epochs=2", "method.distill.min_steps=4", f"adapter.kind={adapter}")
+    rec, ex = run(method, tmp_path, *quick)
+    base, _ = run("st_a", tmp_path, *quick)
+    assert np.isfinite(np.diag(rec.R)).all() and (np.diag(rec.R) > 0.3).all()
+    assert rec.tasks[-1]["teachers"] == "rel_a,rel_b"
+    kinds = {ex.store.meta(k)["phase"]["kind"] for k in rec.tasks[-1]["phase_keys"].split(",")}
+    assert kinds == ({"adapter", "fusion"} if method == "fusion" else {"adapter", "fusion", "distill"})
+    grows = rec.tasks[-1]["inference_params"] > base.tasks[-1]["inference_params"]
+    assert grows == (method == "fusion")
+
+
 @pytest.mark.parametrize("method", ["i2i", "adapter_distillation"])
 def test_teacher_count_zero_reduces_to_st_a(tmp_path, method):
     base, _ = run("st_a", tmp_path / "a", "training.epochs=2")
