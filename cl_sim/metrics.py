@@ -47,10 +47,14 @@ def _nanmean(x) -> float:
 
 
 def _safe_ratio(num, den) -> np.ndarray:
-    """Element-wise num / den with NaN where den == 0 (or either side is NaN)."""
+    """Element-wise num / den with NaN where den <= 0 (or either side is NaN).
+
+    Every denominator here is "how far above a random guesser" a score is: at or below chance
+    the normalisation is undefined (it would flip the sign or blow up), so the result is NaN.
+    """
     num, den = np.broadcast_arrays(np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64))
     out = np.full(num.shape, np.nan)
-    ok = (den != 0) & ~np.isnan(den) & ~np.isnan(num)
+    ok = (den > 0) & ~np.isnan(den) & ~np.isnan(num)
     np.divide(num, den, out=out, where=ok)
     return out
 
@@ -137,8 +141,8 @@ def knowledge_transfer(scores, ref_scores, random_scores) -> np.ndarray:
         random_scores: S_rand, a random guesser's score (scalar or per task).
 
     Returns:
-        Float array with the broadcast shape of the inputs; NaN where ``S_ref == S_rand``
-        or an input is NaN.
+        Float array with the broadcast shape of the inputs; NaN where ``S_ref <= S_rand`` (the
+        reference learned nothing: the ratio is undefined) or an input is NaN.
     """
     s = np.asarray(scores, dtype=np.float64)
     ref = np.asarray(ref_scores, dtype=np.float64)
@@ -156,7 +160,7 @@ def forgetting(R, random_scores) -> np.ndarray:
     Returns:
         Array of shape (n_arrivals,): entry j is the forgetting of task j between learning
         it and the end of the stream. The last task (nothing learnt after it) and tasks
-        whose denominator is 0 get NaN.
+        never learnt above chance (``R[j,j] <= b_j``) get NaN.
     """
     R = _as_matrix(R)
     T = R.shape[0]

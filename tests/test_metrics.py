@@ -108,6 +108,14 @@ def test_knowledge_transfer_zero_denominator_and_nan():
     assert M.knowledge_transfer(0.9, 0.8, 0.4) == pytest.approx(25.0)  # 100 * 0.1 / 0.4
 
 
+def test_knowledge_transfer_is_undefined_when_the_reference_is_at_or_below_chance():
+    # S_ref 0.49 < S_rand 0.5 would give 100 * 0.06 / -0.01 = -600: a gain reported as a huge loss
+    kt = M.knowledge_transfer([0.55, 0.55], [0.49, 0.6], 0.5)
+    assert math.isnan(kt[0]) and kt[1] == pytest.approx(-50.0)
+    f = M.forgetting(np.array([[0.45, NAN], [0.30, 0.9]]), 0.5)  # task 0 never rose above chance
+    assert math.isnan(f[0])
+
+
 def test_summary_3x3_with_reference():
     s = M.summary(R3, B3, ref_diag=REF3)
     assert s["avg_accuracy"] == pytest.approx(2.15 / 3)
