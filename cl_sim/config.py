@@ -134,10 +134,13 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """One task. source `synthetic` (built-in family), `file` (csv/tsv/jsonl/parquet) or `hf`."""
+    """One task. source `synthetic` (built-in family), `file` (csv/tsv/jsonl/parquet), `hf`, or
+    `shared`: one of the benchmark tasks beside the repo (`../shared/data`, read in place through
+    `data_root` / `$CL_SIM_DATA`) by its folder name, e.g. `{name: sst2, source: shared}`."""
 
     name: str
     source: str = "synthetic"
+    dataset: str = ""  # shared: the shared task's folder name (default: name)
     tenant: str = "default"
     # synthetic
     family: str = "a"
@@ -163,14 +166,18 @@ class TaskConfig:
 
     def __post_init__(self):
         key = f"tasks[{self.name}]"
-        _choice(f"{key}.source", self.source, ("synthetic", "file", "hf"))
+        _choice(f"{key}.source", self.source, ("synthetic", "file", "hf", "shared"))
+        if self.source == "shared":
+            from cl_sim.data.files import SHARED_TASKS
+
+            _choice(f"{key}.dataset", self.dataset or self.name, tuple(SHARED_TASKS))
         _choice(f"{key}.label_type", self.label_type, ("classification", "regression", "multiple_choice"))
         _choice(f"{key}.metric", self.metric, ("accuracy", "f1", "matthews", "pearson", "spearman"))
         if not 0.0 <= self.relatedness <= 1.0:
             raise ConfigError(f"{key}.relatedness: must be in [0, 1], got {self.relatedness}")
         if self.source == "file" and "train" not in self.paths:
             raise ConfigError(f"{key}.paths: a file task needs at least a 'train' path")
-        if self.source != "synthetic" and not self.text_columns:
+        if self.source in ("file", "hf") and not self.text_columns:
             raise ConfigError(f"{key}.text_columns: must name at least one column")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from cl_sim.config import Config, TaskConfig
-from cl_sim.data.files import load_file_task
+from cl_sim.data.files import load_file_task, shared_task
 from cl_sim.data.hf import load_hf_task
 from cl_sim.data.synthetic import make_synthetic_task
 from cl_sim.data.task import Task
@@ -19,6 +19,8 @@ def load_task(tc: TaskConfig, data_root: str | None, seed: int) -> Task:
         return make_synthetic_task(tc.name, tc.family, tc.relatedness, tc.n_train, tc.n_dev, tc.n_test,
                                    tc.n_classes, seed=seed, tenant=tc.tenant, n_signal_words=tc.n_signal_words,
                                    n_filler_words=tc.n_filler_words)
+    if tc.source == "shared":
+        return shared_task(tc.dataset or tc.name, data_root, tc.tenant, task_name=tc.name)
     if tc.source == "file":
         return load_file_task(tc.name, dict(tc.paths), list(tc.text_columns), tc.label_column, tc.label_type,
                               tc.metric, tc.format, tc.header, tc.tenant, data_root,

@@ -378,7 +378,8 @@ SHARED_TASKS: dict[str, dict] = {
 }
 
 
-def shared_task(name: str, data_root: str | Path | None = None, tenant: str = "default") -> Task:
+def shared_task(name: str, data_root: str | Path | None = None, tenant: str = "default",
+                task_name: str | None = None) -> Task:
     """Load one of ``SHARED_TASKS`` from the shared benchmark data (never copied).
 
     Args:
@@ -386,6 +387,7 @@ def shared_task(name: str, data_root: str | Path | None = None, tenant: str = "d
             trec, cr, mr, subj, mpqa).
         data_root: the folder holding one sub-folder per task; default ``$CL_SIM_DATA``.
         tenant: owning tenant.
+        task_name: the task's name in a stream (default: ``name``), e.g. two tenants' copies.
 
     Returns:
         The task. TREC has no dev split: 10% of train (per class) becomes dev; the
@@ -396,4 +398,4 @@ def shared_task(name: str, data_root: str | Path | None = None, tenant: str = "d
     root = data_root if data_root is not None else os.environ.get(DATA_ENV)
     if not root:
         raise DataError(f"shared task {name!r}: pass data_root or set ${DATA_ENV} to the data dir")
-    return load_file_task(name, tenant=tenant, data_root=root, **SHARED_TASKS[name])
+    return load_file_task(task_name or name, tenant=tenant, data_root=root, **SHARED_TASKS[name])

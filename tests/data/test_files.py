@@ -238,3 +238,18 @@ def test_all_shared_tasks_load_and_trec_gets_a_dev_split():
     assert trec.labels == ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
     assert len(trec.splits["train"]) + len(trec.splits["dev"]) == 5452
     assert len(trec.splits["test"]) == 500
+
+
+@needs_shared
+def test_config_tasks_with_source_shared_load_in_place():
+    from cl_sim.config import load_config
+    from cl_sim.tasks import load_tasks
+
+    cfg = load_config(None, [f"data_root={SHARED}", "tasks=[{name: cr, source: shared}, "
+                                                     "{name: cr_copy, source: shared, dataset: cr, tenant: t2}]"])
+    tasks = load_tasks(cfg)
+    assert [t.name for t in tasks.values()] == ["cr", "cr_copy"]
+    assert len(tasks["cr"].splits["train"]) == 3015 and tasks["cr_copy"].tenant == "t2"
+    assert tasks["cr"].splits["train"].texts == tasks["cr_copy"].splits["train"].texts
+    with pytest.raises(ConfigError, match=r"tasks\[imdb\]\.dataset"):
+        load_config(None, ["tasks=[{name: imdb, source: shared}]"])
