@@ -99,6 +99,7 @@ def report(rows: list[dict], size: str, load: float) -> str:
     lo = [r for r in rows if r["executor"] == "local"]
     ra = [r for r in rows if r["executor"] == "ray"]
     warm = [b["wall_s"] / a["wall_s"] for a, b in zip(lo[1:], ra[1:])]
+    lo_total, ra_total = sum(r["wall_s"] for r in lo[1:]), sum(r["wall_s"] for r in ra[1:])
     rest = [((b["wall_s"] - b["phase_s"]) - (a["wall_s"] - a["phase_s"])) / b["n_phases"] for a, b in zip(lo[1:], ra[1:])]
     lines = [f"ray_overhead ({size}): 3 st_a arrivals per stream; {platform.machine()}, {os.cpu_count()} CPU cores, "
              f"no GPU; 1-min load average at start {load:.1f}, at end {os.getloadavg()[0]:.1f}",
@@ -106,9 +107,8 @@ def report(rows: list[dict], size: str, load: float) -> str:
              *[_pair_line(a, b) for a, b in zip(lo[1:], ra[1:])],
              f"warm wall ratio ray/local: median {np.median(warm):.3f} (min {min(warm):.3f}, max {max(warm):.3f}); "
              f"Ray's extra time outside training per phase: median {np.median(rest):+.2f} s",
-             f"warm totals: local {sum(r['wall_s'] for r in lo[1:]):.1f} s, ray {sum(r['wall_s'] for r in ra[1:]):.1f} s, "
-             f"ratio {sum(r['wall_s'] for r in ra[1:]) / sum(r['wall_s'] for r in lo[1:]):.3f}; local alone varied "
-             f"{min(r['wall_s'] for r in lo):.1f}-{max(r['wall_s'] for r in lo):.1f} s for the same amount of work",
+             f"warm totals: local {lo_total:.1f} s, ray {ra_total:.1f} s, ratio {ra_total / lo_total:.3f}; local alone varied "
+             f"{min(r['wall_s'] for r in lo[1:]):.1f}-{max(r['wall_s'] for r in lo[1:]):.1f} s warm for the same amount of work",
              "wall = run_stream end to end; training = the phases' own wall_s (inside the Train worker for Ray, "
              "with its per-epoch report + checkpoint); rest = wall - training (evaluations, dispatch, metrics)"]
     return "\n".join(lines)
