@@ -119,8 +119,8 @@ def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int)
         m, p = meta["metrics"], meta["phase"]
         rows.append({"run_id": run_id, "task": task, "arrival": arrival, "kind": p["kind"], "key": key,
                      "fraction": p["fraction"], "epochs": p["epochs"], "examples": m["examples"],
-                     "steps": m["steps"], "dev_score": m.get("dev_score"), "wall_s": m["wall_s"], "trainable_params": m["trainable_params"],
-                     "stored_bytes": meta["bytes"]})
+                     "steps": m["steps"], "dev_score": m["dev_score"], "wall_s": m["wall_s"],
+                     "trainable_params": m["trainable_params"], "stored_bytes": meta["bytes"]})
     return rows
 
 
