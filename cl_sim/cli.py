@@ -4,6 +4,7 @@
     cl-sim validate CONFIG.yaml [key=value ...]  # check config and data, train nothing
     cl-sim report RUN_DIR                        # Markdown + PNG report of a finished run
     cl-sim show-config [CONFIG.yaml] [key=value ...]
+    cl-sim store ls|verify|gc [--store DIR | CONFIG.yaml key=value ...] [--delete]
 
 Bad input exits with status 2 and one line naming the problem.
 """
@@ -69,6 +70,10 @@ def cmd_run(args: list[str]) -> int:
         from cl_sim.execution.ray_train import make_executor
     tasks = load_tasks(cfg)
     store = Store(cfg.execution.store_dir)
+    from cl_sim.store_admin import foreign_note
+
+    if note := foreign_note(store, cfg.backbone.name):
+        print(note, flush=True)
     start = time.perf_counter()
     if cfg.execution.executor == "ray":
         executor = make_executor(cfg, store, tasks)
@@ -124,7 +129,56 @@ def cmd_report(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "show-config": cmd_show_config}
+def cmd_store(args: list[str]) -> int:
+    """`store ls|verify|gc`: the store named by --store DIR, else by the config's execution.store_dir."""
+    from cl_sim.errors import ConfigError
+    from cl_sim.store import Store
+    from cl_sim import store_admin
+
+    if not args or args[0] not in ("ls", "verify", "gc"):
+        raise ConfigError("store: expected a subcommand: ls, verify or gc")
+    sub, rest = args[0], list(args[1:])
+    delete = "--delete" in rest
+    rest = [a for a in rest if a != "--delete"]
+    if delete and sub != "gc":
+        raise ConfigError(f"store {sub}: --delete only applies to gc")
+    if rest[:1] == ["--store"]:
+        if len(rest) != 2:
+            raise ConfigError("store: --store takes one folder and nothing else")
+        root = Path(rest[1])
+    else:
+        root = Path(_load(rest).execution.store_dir)
+    if not (root / "manifest").is_dir():
+        raise ConfigError(f"store: {root} is not a cl_sim store (no manifest/ folder)")
+    store = Store(root)
+    if sub == "ls":
+        rows = store_admin.list_entries(store)
+        for r in rows:
+            state = "current" if r["current"] else "other-version"
+            print(f"{r['key']:<30} {r['kind']:<8} {r['task']:<14} {r['bytes'] / 1024:>9.1f} KiB "
+                  f"{r['age_s'] / 3600:>7.1f} h  {r['fingerprint']:<19} {state}")
+        n_cur = sum(r["current"] for r in rows)
+        print(f"{len(rows)} entries ({n_cur} current, {len(rows) - n_cur} from other code versions), "
+              f"{sum(r['bytes'] for r in rows) / 2**20:.1f} MiB in {root}")
+        return 0
+    if sub == "verify":
+        problems = store_admin.verify(store)
+        for line in problems:
+            print(f"bad  {line}")
+        print(f"verify {root}: {len(store.keys())} entries, {len(problems)} problems")
+        return 1 if problems else 0
+    plan = store_admin.gc_plan(store)
+    for r in plan:
+        print(f"{'remove' if delete else 'would remove'}  {r.path.relative_to(root)}  ({r.reason})")
+    if delete:
+        n = store_admin.remove(plan)
+        print(f"gc {root}: removed {len(plan)} files ({n} entries)")
+    else:
+        print(f"gc {root}: {len(plan)} files would be removed (dry run; add --delete to remove them)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "store": cmd_store, "validate": cmd_validate, "report": cmd_report, "show-config": cmd_show_config}
 
 
 def main(argv: list[str] | None = None) -> int:

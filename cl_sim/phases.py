@@ -30,6 +30,7 @@ import torch
 from cl_sim.backbone import load_backbone
 from cl_sim.data.task import Split, Task
 from cl_sim.data.tokenize import encode_split, iterate
+from cl_sim.fingerprint import fingerprint, fingerprint_parts
 from cl_sim.losses import hidden_kd, logit_kd, task_loss
 from cl_sim.metrics import score as metric_score
 from cl_sim.model import AdaptedModel, Fuse, trainable_params
@@ -64,8 +65,14 @@ class Phase:
     fusion: Optional[dict] = None  # FusionConfig fields (fusion phases)
     distill: Optional[dict] = None  # DistillConfig fields (distill phases)
 
-    def key(self) -> str:
+    def config_hash(self) -> str:
+        """sha256 of the configuration alone (what the key hashed before fingerprints)."""
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def key(self) -> str:
+        """Store key: the configuration plus the code/backbone fingerprint (`cl_sim.fingerprint`)."""
+        blob = f"{self.config_hash()}|{fingerprint(self.backbone)}"
         return f"{self.kind}-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
 
     def to_dict(self) -> dict:
@@ -74,6 +81,13 @@ class Phase:
     @staticmethod
     def from_dict(d: dict) -> "Phase":
         return Phase(**{**d, "teachers": tuple(d.get("teachers", ()))})
+
+
+def phase_meta(phase: Phase, metrics: dict, attention: Optional[list] = None, **extra) -> dict:
+    """A store entry's manifest fields: the phase, its metrics, and what its key was made of."""
+    return {"phase": phase.to_dict(), "metrics": metrics, "attention": attention,
+            "config_hash": phase.config_hash(), "fingerprint": fingerprint(phase.backbone),
+            "fingerprint_parts": fingerprint_parts(phase.backbone), **extra}
 
 
 @dataclass

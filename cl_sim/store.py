@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cl_sim.errors import StoreError
-from cl_sim.io import atomic_save_file, atomic_write_json
+from cl_sim.io import _json_default, atomic_save_file, atomic_write_json
 
 States = dict[str, dict[str, torch.Tensor]]  # group ("adapter", "head", ...) -> tensors
 
@@ -41,6 +41,13 @@ def unflatten(flat: dict[str, torch.Tensor]) -> States:
         g, _, k = name.partition("/")
         states.setdefault(g, {})[k] = v
     return states
+
+
+def manifest_check(entry: dict) -> str:
+    """sha256 of a manifest entry's canonical JSON (without its own 'check' field): a flipped
+    byte anywhere in the manifest shows, not only in the state file it names."""
+    body = {k: v for k, v in entry.items() if k != "check"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -86,6 +93,9 @@ class Store:
         if not path.is_file():
             raise StoreError(f"store {self.root}: state file {path.name} is missing for entry '{key}'")
         digest = sha256_file(path)
+        if "check" in entry and manifest_check(entry) != entry["check"]:
+            raise StoreError(f"store {self.root}: manifest entry '{key}' is corrupt (its check does not match); "
+                             f"delete it to retrain")
         if digest != entry["sha256"]:
             raise StoreError(f"store {self.root}: {path.name} is corrupt (sha256 {digest[:12]} != manifest "
                              f"{entry['sha256'][:12]}); delete it and its manifest entry to retrain")
@@ -107,6 +117,8 @@ class Store:
             "groups": {g: sum(v.numel() for v in part.values()) for g, part in states.items()},
             **meta,
         }
+        entry = json.loads(json.dumps(entry, default=_json_default, allow_nan=False))  # as it reads back
+        entry["check"] = manifest_check(entry)
         atomic_write_json(manifest_path, entry)
         self._remember(key, states)
         return entry
@@ -124,5 +136,21 @@ class Store:
         entry = json.loads(path.read_text())
         return entry["score"], entry.get("attention")
 
-    def put_score(self, key: str, score: float, attention: Optional[list] = None) -> None:
-        atomic_write_json(self.root / "scores" / f"{key}.json", {"score": score, "attention": attention})
+    def put_score(self, key: str, score: float, attention: Optional[list] = None,
+                  refs: Optional[list] = None) -> None:
+        """Cache a score; `refs` are the entries it was computed from (for `cl-sim store gc`)."""
+        atomic_write_json(self.root / "scores" / f"{key}.json",
+                          {"score": score, "attention": attention, "refs": list(refs or [])})
+
+    def foreign(self, backbone: str, fingerprint: str) -> list[str]:
+        """Entries trained on `backbone` under another fingerprint (code, weights or versions):
+        their keys can never match this code's, so they are ignored, never reused or deleted."""
+        out = []
+        for key in self.keys():
+            try:
+                entry = self.meta(key)
+            except StoreError:
+                continue
+            if entry.get("phase", {}).get("backbone") == backbone and entry.get("fingerprint") != fingerprint:
+                out.append(key)
+        return out

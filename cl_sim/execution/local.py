@@ -12,7 +12,7 @@ import torch
 
 from cl_sim.data.task import Task
 from cl_sim.errors import ConfigError
-from cl_sim.phases import Dist, Phase
+from cl_sim.phases import Dist, Phase, phase_meta
 from cl_sim.store import Store
 from cl_sim.train import evaluate_deployed, run_phase
 
@@ -22,8 +22,15 @@ def set_threads(threads: int) -> None:
 
 
 def eval_key(dep, task: Task, split: str) -> str:
+    """Key of a cached evaluation score. The deployment's store keys already carry the code and
+    backbone fingerprint (see `Phase.key`), so a score is never reused across code versions."""
     blob = json.dumps([dataclasses.asdict(dep), task.data_hash(), split], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def deployed_refs(dep) -> list[str]:
+    """The store entries an evaluation read (kept beside its score so `store gc` can prune it)."""
+    return sorted({k for k in dataclasses.asdict(dep).values() if k})
 
 
 def local_device(use_gpu: bool) -> str:
@@ -51,7 +58,7 @@ class LocalExecutor:
             return key
         self.log(f"train {phase.kind:<8} {phase.task:<12} {key}")
         out = run_phase(phase, self.tasks[phase.task], self.store, Dist(device=self.device))
-        self.store.put(key, out.states, {"phase": phase.to_dict(), "metrics": out.metrics, "attention": out.attention})
+        self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention))
         self.trained += 1
         return key
 
@@ -61,5 +68,5 @@ class LocalExecutor:
         if cached is not None:
             return cached
         score, attention = evaluate_deployed(dep, task, self.store, device=self.device)
-        self.store.put_score(key, score, attention)
+        self.store.put_score(key, score, attention, refs=deployed_refs(dep))
         return score, attention

@@ -100,7 +100,7 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict]) -> O
     task = store.task(job["task"])
     if job["op"] == "eval":
         return _evaluate(job, task, store, dist)
-    from cl_sim.phases import Phase
+    from cl_sim.phases import Phase, phase_meta
     from cl_sim.train import run_phase
 
     key = job["key"]
@@ -114,8 +114,7 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict]) -> O
             "resumed_from_epoch": resume["state"]["epoch"] if resume else None}
     if dist.rank == 0:
         execution = {"executor": "ray", "workers": dist.world_size, "device": dist.device, **info}
-        store.put(key, out.states, {"phase": phase.to_dict(), "metrics": out.metrics, "attention": out.attention,
-                                    "execution": execution})
+        store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution))
     return info
 
 
@@ -126,7 +125,7 @@ def _evaluate(job: dict, task, store: RayStoreClient, dist) -> Optional[dict]:
     from cl_sim.train import evaluate_deployed
 
     score, attention = evaluate_deployed(Deployed(**job["dep"]), task, store, device=dist.device)
-    store.put_score(job["key"], score, attention)
+    store.put_score(job["key"], score, attention, refs=sorted({k for k in job["dep"].values() if k}))
     return {"score": score, "attention": attention}
 
 

