@@ -129,18 +129,57 @@ def fresh_backbone(name: str):
 _ENCODED: dict = {}
 
 
-def encoded(task: Task, split: str, tokenizer, max_length: int, fraction: float = 1.0,
-            seed: int = 0, max_examples: Optional[int] = None):
-    """Tokenised split, cached per process; low-shot subsets are seeded and class-agnostic."""
-    key = (task.data_hash(), split, tokenizer.name_or_path, max_length, fraction, seed, max_examples)
+def subset_seed(phase: Phase) -> int:
+    """Seed of a phase's training subset: the run seed and the task's data, nothing else, so
+    every low-shot phase of one (task, seed) - I2I's Improvise and Initialize - sees the same
+    examples (I2I, Srinivasan et al. 2023: one low-shot set per task)."""
+    blob = f"{phase.seed}|{phase.data_hash}|subset".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+
+
+def subset_indices(labels: np.ndarray, kind: str, keep: int, seed: int) -> np.ndarray:
+    """`keep` sorted row indices, stratified by class (largest remainder, at least one example
+    of every class); plain seeded sampling for regression."""
+    n = len(labels)
+    if keep >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    if kind == "regression":
+        return np.sort(rng.permutation(n)[:keep])
+    classes, inverse = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse)
+    keep = max(keep, len(classes))
+    exact = counts * keep / n
+    quota = np.maximum(1, np.floor(exact).astype(int))
+    for c in np.argsort(-(exact - np.floor(exact)), kind="stable")[: max(0, keep - int(quota.sum()))]:
+        quota[c] += 1
+    while quota.sum() > keep:  # the one-per-class minimum overshot: the largest class gives back
+        quota[np.argmax(quota)] -= 1
+    quota = np.minimum(quota, counts)
+    picked = [rng.permutation(np.flatnonzero(inverse == c))[:q] for c, q in enumerate(quota)]
+    return np.sort(np.concatenate(picked))
+
+
+def train_indices(phase: Phase, task: Task) -> Optional[np.ndarray]:
+    """The training rows a phase uses (None = the whole split): at most `max_examples`, then
+    `fraction` of those, both stratified and seeded by `subset_seed`."""
+    labels = task.splits["train"].labels
+    n = len(labels)
+    keep = n if phase.max_examples is None else min(n, phase.max_examples)
+    keep = max(1, int(round(keep * phase.fraction)))
+    if keep >= n:
+        return None
+    return subset_indices(labels, task.kind, keep, subset_seed(phase))
+
+
+def encoded(task: Task, split: str, tokenizer, max_length: int, indices: Optional[np.ndarray] = None):
+    """Tokenised split (or the rows `indices` of it), cached per process."""
+    rows = None if indices is None else hashlib.sha256(np.asarray(indices, np.int64).tobytes()).hexdigest()
+    key = (task.data_hash(), split, tokenizer.name_or_path, max_length, rows)
     if key not in _ENCODED:
         data: Split = task.splits[split]
-        n = len(data)
-        keep = n if max_examples is None else min(n, max_examples)
-        keep = max(1, int(round(keep * fraction)))
-        if keep < n:
-            rng = np.random.default_rng(seed)
-            data = data.subset(np.sort(rng.permutation(n)[:keep]))
+        if indices is not None:
+            data = data.subset(indices)
         if len(_ENCODED) > 64:
             _ENCODED.clear()
         _ENCODED[key] = encode_split(data, task.kind, tokenizer, max_length)

@@ -28,7 +28,8 @@ from cl_sim import metrics
 CURVE_X = ("teacher_count", "low_shot_fraction")
 MAX_MATRIX_PLOTS = 8  # one heatmap per run; beyond this the report only lists the numbers
 _TASK_NUMERIC = ("position", "final_score", "diag_score", "kt", "forgetting", "trainable_params",
-                 "inference_params", "stored_bytes", "wall_s", "teacher_count", "low_shot_fraction")
+                 "inference_params", "stored_bytes", "wall_s", "train_steps", "teacher_count",
+                 "low_shot_fraction")
 
 
 # --- files and figures ---------------------------------------------------------------
@@ -276,7 +277,7 @@ def markdown_table(df: pd.DataFrame) -> str:
 def method_summary(tasks: pd.DataFrame) -> pd.DataFrame:
     """One row per method: per-run means (sums for bytes and wall time), averaged over runs."""
     aggs = {c: (c, "mean") for c in ("final_score", "kt", "forgetting", "trainable_params", "inference_params")}
-    aggs |= {c: (c, "sum") for c in ("stored_bytes", "wall_s")}
+    aggs |= {c: (c, "sum") for c in ("stored_bytes", "train_steps", "wall_s")}  # per run: the cost
     aggs = {k: v for k, v in aggs.items() if v[0] in tasks}
     per_run = tasks.groupby(["method", "run_id"]).agg(**aggs)
     out = per_run.groupby("method").mean()

@@ -99,6 +99,7 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
         rec.tasks.append({"run_id": run_id, "task": name, "position": i, "tenant": task.tenant,
                           "teachers": ",".join(p.task for p in teachers), "n_teachers": len(teachers),
                           "trainable_params": sum(r["trainable_params"] for r in rec.phases if r["arrival"] == i),
+                          "train_steps": sum(r["steps"] for r in rec.phases if r["arrival"] == i),
                           "phase_keys": ",".join(arrival.phases)})
         log(f"[{i + 1}/{n}] {name}: " + "  ".join(f"{o}={R[i, j]:.3f}" for j, o in enumerate(order[: i + 1])))
     _finish(cfg, rec, tasks, deployed, executor, run_id)
@@ -119,6 +120,7 @@ def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int)
         m, p = meta["metrics"], meta["phase"]
         rows.append({"run_id": run_id, "task": task, "arrival": arrival, "kind": p["kind"], "key": key,
                      "fraction": p["fraction"], "epochs": p["epochs"], "examples": m["examples"],
+                     "train_examples": m.get("train_examples"),
                      "steps": m["steps"], "dev_score": m["dev_score"], "wall_s": m["wall_s"],
                      "trainable_params": m["trainable_params"], "stored_bytes": meta["bytes"]})
     return rows

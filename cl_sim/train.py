@@ -14,7 +14,7 @@ from cl_sim.data.tokenize import iterate
 from cl_sim.metrics import score as metric_score
 from cl_sim.model import AdaptedModel
 from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, encoded,
-                           make_loss, output_states, phase_seed)
+                           make_loss, output_states, phase_seed, train_indices)
 
 
 def _autocast(precision: str, device: str):
@@ -43,7 +43,8 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         model, tokenizer, train_modules = build_model(phase, task, source)
     model.to(dist.device)
     train_model = dist.wrap(model)
-    data = encoded(task, "train", tokenizer, phase.max_length, phase.fraction, seed, phase.max_examples)
+    indices = train_indices(phase, task)
+    data = encoded(task, "train", tokenizer, phase.max_length, indices)
     loss_fn = make_loss(phase, task, model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(_param_groups(phase, model, params), weight_decay=phase.weight_decay)
@@ -89,6 +90,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         states=output_states(phase, model),
         metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
                  "examples": examples, "steps": steps, "train_examples": len(data),
+                 "train_indices": None if indices is None else indices.tolist(),
                  "wall_s": time.perf_counter() - start, "trainable_params": sum(p.numel() for p in params)},
         attention=attention_of(model, "fusion") if record else None,
     )

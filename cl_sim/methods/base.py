@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -60,10 +61,13 @@ class MethodContext:
                           grad_accum=f.grad_accum, fusion=dataclasses.asdict(f), **fields)
 
     def distill_phase(self, fusion_key: str, **fields) -> Phase:
+        """`distill.min_steps` counts full-data steps; a low-shot phase gets the same share of it
+        as of the data (5% of the data: 5% of the floor), so the floor keeps low-shot cheap."""
         d = dataclasses.asdict(self.cfg.method.distill)
         d.update(fields.pop("distill", {}))
+        floor = math.ceil(d["min_steps"] * fields.get("fraction", 1.0))
         return self.phase("distill", teacher_fusion=fusion_key, epochs=d["epochs"] or self.cfg.training.epochs,
-                          min_steps=d["min_steps"], distill=d, **fields)
+                          min_steps=floor, distill=d, **fields)
 
     def train(self, phase: Phase) -> str:
         key = self.run(phase)
