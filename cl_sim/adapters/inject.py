@@ -33,9 +33,14 @@ _DISTILBERT = {
     "ffn": r"transformer\.layer\.\d+\.ffn\.lin2",
     "emb": r"embeddings",
 }
-TARGETS = {t: _BERTLIKE for t in ("bert", "roberta", "xlm-roberta", "electra", "camembert", "mpnet")}
-TARGETS["distilbert"] = _DISTILBERT
+_MPNET = {**_BERTLIKE, "attn": r"encoder\.layer\.\d+\.attention\.attn\.o"}  # MPNet's attention output is `o`
+_LAYERED = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "deberta", "deberta-v2", "mpnet")
+TARGETS = {t: _BERTLIKE for t in _LAYERED} | {"mpnet": _MPNET, "distilbert": _DISTILBERT}
 POSITIONS = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",), "adalink": ("emb",)}
+UNSUPPORTED = {
+    "albert": "ALBERT shares one layer's weights across all its layers, so a per-layer adapter would be "
+              "one adapter applied 12 times; use a model with separate layers",
+}
 
 
 @dataclass(frozen=True)
@@ -85,15 +90,23 @@ class AdapterSlot(nn.Module):
 
 
 def _named_targets(model: nn.Module, kind: str) -> list[str]:
+    """Module names for every position of `kind`; every position must be found, in every layer
+    (a Houlsby adapter with only its FFN half would silently be a different method)."""
     model_type = getattr(model.config, "model_type", "")
+    if model_type in UNSUPPORTED:
+        raise ConfigError(f"adapter: encoder type '{model_type}' is not supported: {UNSUPPORTED[model_type]}")
     if model_type not in TARGETS:
         raise ConfigError(
             f"adapter: encoder type '{model_type}' is not supported (supported: {', '.join(sorted(TARGETS))})")
-    patterns = [TARGETS[model_type][p] for p in POSITIONS[kind]]
-    names = [n for n, _ in model.named_modules() if any(re.fullmatch(p, n) for p in patterns)]
-    if not names:
-        raise ConfigError(f"adapter: no module of '{model_type}' matches positions {POSITIONS[kind]}")
-    return names
+    modules = [n for n, _ in model.named_modules()]
+    found = {p: [n for n in modules if re.fullmatch(TARGETS[model_type][p], n)] for p in POSITIONS[kind]}
+    layers = max(len(v) for v in found.values())
+    for position, names in found.items():
+        if len(names) < layers or not names:
+            raise ConfigError(f"adapter: {kind} needs its '{position}' position in every layer, but encoder type "
+                              f"'{model_type}' has {len(names)} module(s) matching {TARGETS[model_type][position]!r} "
+                              f"for {layers} layer(s)")
+    return [n for n in modules if any(n in v for v in found.values())]
 
 
 def inject_slots(model: nn.Module, kind: str) -> dict[str, AdapterSlot]:
