@@ -56,7 +56,10 @@ def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
     source = minilm_path() if name == "minilm" or name in TINY else _resolve(name)
-    return AutoTokenizer.from_pretrained(str(source))
+    try:
+        return AutoTokenizer.from_pretrained(str(source), local_files_only=_offline())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"backbone.name: cannot load the tokenizer of '{name}' ({str(exc).splitlines()[0][:120]})") from None
 
 
 def _resolve(name: str) -> str:
@@ -70,6 +73,31 @@ def _resolve(name: str) -> str:
     return name  # a hub id; loading fails with a clear message when offline
 
 
+def _offline() -> bool:
+    """Hub downloads only when the user turns them on (HF_HUB_OFFLINE=0): the default machine has
+    no route to the hub, and a silent multi-minute network timeout is worse than a clear error."""
+    return os.environ.get("HF_HUB_OFFLINE", "1").lower() not in ("0", "false", "no")
+
+
+def check_backbone(name: str) -> None:
+    """Fail before anything trains or is written when `backbone.name` cannot be loaded (neither a
+    local model folder nor in the offline Hugging Face cache) or is an unsupported encoder type."""
+    if name in TINY or name == "minilm":
+        return
+    from transformers import AutoConfig
+
+    from cl_sim.adapters.inject import check_model_type
+
+    source = _resolve(name)
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=_offline())
+    except (OSError, ValueError) as exc:
+        where = "a local model folder" if Path(source).exists() else "a local folder nor in the offline hub cache"
+        raise ConfigError(f"backbone.name: cannot load '{name}': not {where} "
+                          f"({str(exc).splitlines()[0][:120]})") from None
+    check_model_type(config.model_type)
+
+
 def load_backbone(name: str):
     """Return (frozen encoder in eval mode, tokenizer) for `backbone.name`."""
     from transformers import AutoModel
@@ -79,8 +107,8 @@ def load_backbone(name: str):
         model = build_tiny(TINY[name], vocab_size=len(tokenizer))
     else:
         try:
-            model = AutoModel.from_pretrained(_resolve(name))
-        except OSError as exc:
+            model = AutoModel.from_pretrained(_resolve(name), local_files_only=_offline())
+        except (OSError, ValueError) as exc:
             raise ConfigError(f"backbone.name: cannot load '{name}' ({str(exc).splitlines()[0]})") from None
     for p in model.parameters():
         p.requires_grad_(False)

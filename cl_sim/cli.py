@@ -57,18 +57,27 @@ def print_run(rec, out: Path) -> None:
     console.print(f"results: {out}")
 
 
+def preflight(cfg) -> dict:
+    """Everything `run` would reject, checked before anything trains or is written: the config
+    (already, by loading it), the backbone, and every task's data. Returns the tasks."""
+    from cl_sim.backbone import check_backbone
+    from cl_sim.tasks import load_tasks
+
+    check_backbone(cfg.backbone.name)
+    return load_tasks(cfg)
+
+
 def cmd_run(args: list[str]) -> int:
     from cl_sim.execution.local import LocalExecutor, local_device
     from cl_sim.results import run_dir, write_run
     from cl_sim.simulate import run_stream
     from cl_sim.store import Store
-    from cl_sim.tasks import load_tasks
     from cl_sim.config import ordering
 
     cfg = _load(args)
     if cfg.execution.executor == "ray":
         from cl_sim.execution.ray_train import make_executor
-    tasks = load_tasks(cfg)
+    tasks = preflight(cfg)
     store = Store(cfg.execution.store_dir)
     from cl_sim.store_admin import foreign_note
 
@@ -79,7 +88,8 @@ def cmd_run(args: list[str]) -> int:
         executor = make_executor(cfg, store, tasks)
     else:
         executor = LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"  {m}", flush=True),
-                                 device=local_device(cfg.execution.use_gpu))
+                                 device=local_device(cfg.execution.use_gpu),
+                                 eval_batch_size=cfg.training.eval_batch_size)
     out = run_dir(cfg)
     print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
           f"{cfg.adapter.kind}, seed {cfg.training.seed}) -> {out}", flush=True)
@@ -92,10 +102,8 @@ def cmd_run(args: list[str]) -> int:
 
 
 def cmd_validate(args: list[str]) -> int:
-    from cl_sim.tasks import load_tasks
-
     cfg = _load(args)
-    tasks = load_tasks(cfg)
+    tasks = preflight(cfg)
     for t in tasks.values():
         sizes = ", ".join(f"{k} {len(v)}" for k, v in t.splits.items())
         print(f"ok  {t.name}: {t.kind}, {t.num_labels} labels, metric {t.metric} ({sizes})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ def _choice(key: str, value: Any, choices: tuple) -> None:
 
 
 def _positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
@@ -84,6 +87,7 @@ class FusionConfig:
         _positive("method.fusion.epochs", self.epochs, allow_zero=True)
         _positive("method.fusion.value_reg", self.value_reg, allow_zero=True)
         _positive("method.fusion.grad_accum", self.grad_accum)
+        _positive("method.fusion.value_init_noise", self.value_init_noise, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class DistillConfig:
         _choice("method.distill.target", self.target, ("logits", "hidden", "both"))
         _positive("method.distill.temperature", self.temperature)
         _positive("method.distill.epochs", self.epochs, allow_zero=True)
+        for key in ("logit_weight", "hidden_weight", "task_weight"):
+            _positive(f"method.distill.{key}", getattr(self, key), allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,13 @@ class TaskConfig:
             _choice(f"{key}.dataset", self.dataset or self.name, tuple(SHARED_TASKS))
         _choice(f"{key}.label_type", self.label_type, ("classification", "regression", "multiple_choice"))
         _choice(f"{key}.metric", self.metric, ("accuracy", "f1", "matthews", "pearson", "spearman"))
+        for size in ("n_train", "n_dev", "n_test", "n_signal_words"):
+            _positive(f"{key}.{size}", getattr(self, size))
+        _positive(f"{key}.n_filler_words", self.n_filler_words, allow_zero=True)
+        if self.n_classes < 2:
+            raise ConfigError(f"{key}.n_classes: must be >= 2, got {self.n_classes}")
+        if not 0.0 <= self.dev_from_train < 1.0:
+            raise ConfigError(f"{key}.dev_from_train: must be in [0, 1), got {self.dev_from_train}")
         if not 0.0 <= self.relatedness <= 1.0:
             raise ConfigError(f"{key}.relatedness: must be in [0, 1], got {self.relatedness}")
         if self.source == "file" and "train" not in self.paths:
@@ -181,6 +194,12 @@ class TaskConfig:
             raise ConfigError(f"{key}.text_columns: must name at least one column")
 
 
+# Method names live here, not in cl_sim.methods, so validating a config imports no training code
+# (cl_sim.methods registers one `arrive` per name and checks it matches this list).
+METHOD_NAMES = ("st_a", "head_only", "finetune", "sequential_ft", "fusion", "i2i", "adapter_distillation")
+TEACHER_METHODS = ("fusion", "i2i", "adapter_distillation")
+# KT's S_ref is one task trained alone (CLiMB); sequential_ft depends on the order, so it is none
+KT_REFERENCES = ("st_a", "head_only", "finetune")
 PHASE_KINDS = ("adapter", "head", "finetune", "fusion", "distill")  # = cl_sim.phases.KINDS (no torch import here)
 
 
@@ -216,6 +235,7 @@ class StreamConfig:
             _choice("stream.seconds_per_example", kind, PHASE_KINDS)
             _positive(f"stream.seconds_per_example.{kind}", seconds)
         _positive("stream.phase_overhead_s", self.phase_overhead_s, allow_zero=True)
+        _positive("stream.seed", self.seed, allow_zero=True)
         _positive("stream.storage_budget_bytes", self.storage_budget_bytes, allow_zero=True)
 
 
@@ -239,6 +259,10 @@ class TrainingConfig:
         _positive("training.lr", self.lr)
         _positive("training.finetune_lr", self.finetune_lr)
         _positive("training.threads", self.threads, allow_zero=True)
+        _positive("training.weight_decay", self.weight_decay, allow_zero=True)
+        _positive("training.seed", self.seed, allow_zero=True)
+        if self.max_train_examples is not None:
+            _positive("training.max_train_examples", self.max_train_examples)
         _choice("training.precision", self.precision, ("fp32", "bf16"))
 
 
@@ -258,6 +282,7 @@ class ExecutionConfig:
         _positive("execution.num_workers", self.num_workers)
         _positive("execution.slots", self.slots)
         _positive("execution.cpus_per_worker", self.cpus_per_worker)
+        _positive("execution.max_failures", self.max_failures, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -444,9 +469,20 @@ def validate(cfg: Config) -> None:
     if tc is not None and tc > max(len(names) - 1, 0):
         raise ConfigError(
             f"method.teacher_count: {tc} is more than the {len(names) - 1} earlier tasks a stream of {len(names)} can have")
-    from cl_sim.methods import check_supported  # local import: methods import this module
+    check_method(cfg)
 
-    check_supported(cfg)
+
+def check_method(cfg: Config) -> None:
+    """Reject unknown methods and combinations a method cannot run, naming the key."""
+    name = cfg.method.name
+    if name not in METHOD_NAMES:
+        raise ConfigError(f"method.name: unknown method '{name}' (known: {', '.join(METHOD_NAMES)})")
+    if cfg.method.teacher_count is not None and name not in TEACHER_METHODS:
+        raise ConfigError(f"method.teacher_count: method '{name}' uses no teachers "
+                          f"(only {', '.join(TEACHER_METHODS)})")
+    if cfg.method.kt_reference not in KT_REFERENCES:
+        raise ConfigError(f"method.kt_reference: '{cfg.method.kt_reference}' is not a single-task reference; "
+                          f"KT needs one of {', '.join(KT_REFERENCES)} (trained on each task alone)")
 
 
 def config_hash(cfg: Config) -> str:

@@ -111,6 +111,7 @@ class Dist:
     world_size: int = 1
     wrap: Callable = staticmethod(lambda m: m)
     device: str = "cpu"
+    eval_batch_size: int = 128  # `training.eval_batch_size`: prediction batches (memory, not results)
 
 
 # ---------------------------------------------------------------- data

@@ -238,7 +238,8 @@ def make_trial_executor(cfg: Config, kind: str, tasks: dict, threads: int, log: 
         return CountingExecutor(make_executor(cfg, store, tasks, log=log))
     from cl_sim.execution.local import LocalExecutor
 
-    inner = LocalExecutor(store, tasks, cfg.training.threads or threads, log=log)
+    inner = LocalExecutor(store, tasks, cfg.training.threads or threads, log=log,
+                          eval_batch_size=cfg.training.eval_batch_size)
     return CountingExecutor(inner, lock_dir=store.root / "locks")
 
 

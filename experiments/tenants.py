@@ -23,7 +23,7 @@ import pandas as pd
 from cl_sim.config import config_hash, load_config, save_config
 from cl_sim.errors import CLSimError, ConfigError
 from cl_sim.io import atomic_write_json, atomic_write_parquet
-from cl_sim.methods import check_supported
+from cl_sim.config import check_method
 from cl_sim.report import write_report
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -59,7 +59,8 @@ def make_executor(cfg, store, tasks):
         return make_ray(cfg, store, tasks)
     from cl_sim.execution.local import LocalExecutor
 
-    return LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"    {m}", flush=True))
+    return LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"    {m}", flush=True),
+                         eval_batch_size=cfg.training.eval_batch_size)
 
 
 COLUMNS = {"method": "method", "tasks": "tasks", "onboarding_p50_s": "p50 s", "onboarding_p90_s": "p90 s",
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> Path:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     cfgs = {m: cfg.replace(method=dataclasses.replace(cfg.method, name=m)) for m in methods}
     for c in cfgs.values():
-        check_supported(c)
+        check_method(c)
     if args.address and cfg.execution.executor == "local":
         print(f"note: --address {args.address} is used by the Ray executor only (--executor ray)")
     tasks = load_tasks(cfg)

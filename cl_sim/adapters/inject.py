@@ -89,15 +89,20 @@ class AdapterSlot(nn.Module):
         return fused
 
 
-def _named_targets(model: nn.Module, kind: str) -> list[str]:
-    """Module names for every position of `kind`; every position must be found, in every layer
-    (a Houlsby adapter with only its FFN half would silently be a different method)."""
-    model_type = getattr(model.config, "model_type", "")
+def check_model_type(model_type: str) -> None:
+    """Refuse encoder types adapters cannot be placed in, naming the reason."""
     if model_type in UNSUPPORTED:
         raise ConfigError(f"adapter: encoder type '{model_type}' is not supported: {UNSUPPORTED[model_type]}")
     if model_type not in TARGETS:
         raise ConfigError(
             f"adapter: encoder type '{model_type}' is not supported (supported: {', '.join(sorted(TARGETS))})")
+
+
+def _named_targets(model: nn.Module, kind: str) -> list[str]:
+    """Module names for every position of `kind`; every position must be found, in every layer
+    (a Houlsby adapter with only its FFN half would silently be a different method)."""
+    model_type = getattr(model.config, "model_type", "")
+    check_model_type(model_type)
     modules = [n for n, _ in model.named_modules()]
     found = {p: [n for n in modules if re.fullmatch(TARGETS[model_type][p], n)] for p in POSITIONS[kind]}
     layers = max(len(v) for v in found.values())

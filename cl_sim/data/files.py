@@ -142,8 +142,8 @@ def _read_splits(name: str, paths: dict, fmt: str | None, header: bool, data_roo
             tables[split] = read_table(path, _infer_format(path, fmt, name), header)
         except DataError as e:
             raise DataError(f"task {name!r}: {e}") from None
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise DataError(f"task {name!r}: cannot read {path}: {e}") from None
+        except (UnicodeDecodeError, csv.Error, OSError, ValueError) as e:  # pyarrow's errors are these too
+            raise DataError(f"task {name!r}: cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return tables
 
 
@@ -303,13 +303,20 @@ def task_from_tables(
         texts = list(zip(*[_segment(table, c, split, name) for c in text_columns]))
         labels = _raw_labels(table, label_column, split, name, label_sep)
         where = table.where
+        keep = [i for i, t in enumerate(texts) if any(s.strip() for s in t)]
+        if len(keep) < len(texts) and not drop_empty_text:  # refuse: a silent drop changes the data
+            first = next(i for i in range(len(texts)) if i not in set(keep))
+            raise DataError(f"task {name!r}: {len(texts) - len(keep)} row(s) of the {split} split have empty or "
+                            f"whitespace-only text (first: {where[first]}); remove them from the file")
         if drop_empty_text:
-            keep = [i for i, t in enumerate(texts) if any(s.strip() for s in t)]
             texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
             where = tuple(where[i] for i in keep)
         if not texts:
             raise DataError(f"task {name!r}: the {split} split is empty")
         raw[split] = (texts, labels, where)
+    if label_type == "classification" and "train" in raw and len(set(raw["train"][1])) < 2:
+        raise DataError(f"task {name!r}: the train split has a single class ({raw['train'][1][0]!r}): "
+                        f"nothing to learn")
     names = _label_names(name, raw, text_columns, label_type, label_names)
     splits = {
         split: Split(tuple(texts), _encode_labels(labels, where, label_type, names, name))

@@ -45,9 +45,10 @@ def local_device(use_gpu: bool) -> str:
 class LocalExecutor:
     """Runs phases in-process; every finished phase goes to the store, and is reused from it."""
 
-    def __init__(self, store: Store, tasks: dict[str, Task], threads: int = 0, log=None, device: str = "cpu"):
+    def __init__(self, store: Store, tasks: dict[str, Task], threads: int = 0, log=None, device: str = "cpu",
+                 eval_batch_size: int = 128):
         self.store, self.tasks, self.log = store, tasks, log or (lambda msg: None)
-        self.device = device
+        self.device, self.eval_batch_size = device, eval_batch_size
         self.trained, self.reused = 0, 0
         set_threads(threads)
 
@@ -57,7 +58,7 @@ class LocalExecutor:
             self.reused += 1
             return key
         self.log(f"train {phase.kind:<8} {phase.task:<12} {key}")
-        out = run_phase(phase, self.tasks[phase.task], self.store, Dist(device=self.device))
+        out = run_phase(phase, self.tasks[phase.task], self.store, Dist(device=self.device, eval_batch_size=self.eval_batch_size))
         self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention))
         self.trained += 1
         return key
@@ -67,6 +68,7 @@ class LocalExecutor:
         cached = self.store.score(key)
         if cached is not None:
             return cached
-        score, attention = evaluate_deployed(dep, task, self.store, device=self.device)
+        score, attention = evaluate_deployed(dep, task, self.store, device=self.device,
+                                             batch_size=self.eval_batch_size)
         self.store.put_score(key, score, attention, refs=deployed_refs(dep))
         return score, attention

@@ -59,7 +59,8 @@ def serve_slot(spec: dict, slot: int, pool: str) -> dict:
     storage = Path(spec["store_root"]).resolve() / "checkpoints"
     trainer = TorchTrainer(
         pool_loop,
-        train_loop_config={"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"]},
+        train_loop_config={"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"],
+                           "eval_batch_size": spec.get("eval_batch_size", 128)},
         scaling_config=ScalingConfig(num_workers=spec["num_workers"], use_gpu=spec["use_gpu"],
                                      resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if spec["use_gpu"] else "gloo"),

@@ -45,7 +45,8 @@ def pool_loop(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = get_device()
-    dist = Dist(rank=rank, world_size=world, wrap=prepare_model, device=str(device))
+    dist = Dist(rank=rank, world_size=world, wrap=prepare_model, device=str(device),
+                eval_batch_size=config.get("eval_batch_size", 128))
     pool = ray.get_actor(config["pool"], namespace=NAMESPACE)
     store = RayStoreClient.connect(config["store_root"])
     resume = load_checkpoint(ray.train.get_checkpoint())
@@ -124,7 +125,8 @@ def _evaluate(job: dict, task, store: RayStoreClient, dist) -> Optional[dict]:
     from cl_sim.methods.base import Deployed
     from cl_sim.train import evaluate_deployed
 
-    score, attention = evaluate_deployed(Deployed(**job["dep"]), task, store, device=dist.device)
+    score, attention = evaluate_deployed(Deployed(**job["dep"]), task, store, device=dist.device,
+                                         batch_size=dist.eval_batch_size)
     store.put_score(job["key"], score, attention, refs=sorted({k for k in job["dep"].values() if k}))
     return {"score": score, "attention": attention}
 

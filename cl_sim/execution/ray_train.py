@@ -151,7 +151,7 @@ def pool_spec(cfg: Config, store_root: Path) -> dict:
     threads = cfg.training.threads or max(1, math.floor(ex.cpus_per_worker))
     return {"store_root": str(store_root), "num_workers": ex.num_workers, "use_gpu": ex.use_gpu,
             "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots, "max_failures": ex.max_failures,
-            "threads": threads}
+            "threads": threads, "eval_batch_size": cfg.training.eval_batch_size}
 
 
 def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:

@@ -106,15 +106,15 @@ def test_relative_paths_resolve_against_root_then_env_then_cwd(tmp_path, monkeyp
     folder = tmp_path / "data" / "toy"
     folder.mkdir(parents=True)
     for split in ("train", "dev"):
-        _write(folder / f"{split}.tsv", "t\tlabel\nx\ta\n")
+        _write(folder / f"{split}.tsv", "t\tlabel\nx\ta\ny\tb\n")
     paths = {"train": "toy/train.tsv", "dev": "toy/dev.tsv"}
     monkeypatch.delenv("CL_SIM_DATA", raising=False)
-    assert load_file_task("r", paths, ["t"], "label", data_root=tmp_path / "data").labels == ("a",)
+    assert load_file_task("r", paths, ["t"], "label", data_root=tmp_path / "data").labels == ("a", "b")
     monkeypatch.setenv("CL_SIM_DATA", str(tmp_path / "data"))
-    assert load_file_task("r", paths, ["t"], "label").labels == ("a",)
+    assert load_file_task("r", paths, ["t"], "label").labels == ("a", "b")
     monkeypatch.delenv("CL_SIM_DATA")
     monkeypatch.chdir(tmp_path / "data")
-    assert load_file_task("r", paths, ["t"], "label").labels == ("a",)
+    assert load_file_task("r", paths, ["t"], "label").labels == ("a", "b")
 
 
 def test_dev_carved_from_train_is_stratified_and_deterministic(tmp_path):
@@ -129,8 +129,10 @@ def test_dev_carved_from_train_is_stratified_and_deterministic(tmp_path):
 
 
 def test_drop_empty_text(tmp_path):
-    task = _tsv_task(tmp_path, "s1\ts2\tlabel\n\t\ta\nx\ty\ta\n", drop_empty_text=True)
-    assert len(task.splits["train"]) == 1
+    task = _tsv_task(tmp_path, "s1\ts2\tlabel\n\t\ta\nx\ty\ta\nz\tw\tb\n", drop_empty_text=True)
+    assert len(task.splits["train"]) == 2
+    with pytest.raises(DataError, match="1 row.*empty or whitespace-only text.*line 2"):  # refused by default
+        _tsv_task(tmp_path, "s1\ts2\tlabel\n\t\ta\nx\ty\ta\nz\tw\tb\n")
 
 
 @pytest.mark.parametrize(
@@ -142,7 +144,8 @@ def test_drop_empty_text(tmp_path):
         ("s1\ts2\tlabel\n", {}, "train split is empty"),
         ("", {}, "train split is empty"),
         ("s1\ts2\tlabel\nx\ty\ta\nx\ty\n", {}, r"train.tsv line 3: 2 fields, expected 3"),
-        ("s1\ts2\tlabel\nx\ty\tb\n", {}, r"dev labels not seen in train: \['a'\]"),
+        ("s1\ts2\tlabel\nx\ty\tb\nx\ty\tc\n", {}, r"dev labels not seen in train: \['a'\]"),
+        ("s1\ts2\tlabel\nx\ty\tb\n", {}, r"train split has a single class \('b'\)"),
         ("s1\ts2\tlabel\nx\ty\t \n", {}, "line 2: empty label"),
         ("s1\ts2\tlabel\nx\ty\thigh\n",
          {"label_type": "regression", "metric": "pearson", "dev": "s1\ts2\tlabel\nx\ty\t1\n"},

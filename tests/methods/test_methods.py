@@ -96,12 +96,45 @@ def test_fusion_with_identity_values_and_equal_attention_is_the_mean():
     assert f.value_reg().item() == 0.0
 
 
-def test_reloaded_fusion_adapter_and_head_predict_exactly_as_before(transfer_runs, tmp_path):
-    rec, ex = transfer_runs["fusion"]
-    dep = Deployed(head=rec.tasks[-1]["phase_keys"].split(",")[-1], fusion=rec.tasks[-1]["phase_keys"].split(",")[-1])
-    tasks = ex.tasks
-    before = evaluate_deployed(dep, tasks["small"], ex.store)
-    fresh = Store(ex.store.root)  # no in-memory cache: states come back from safetensors
-    after = evaluate_deployed(dep, tasks["small"], fresh)
-    assert before[0] == after[0] == rec.R[-1, -1]
-    np.testing.assert_array_equal(np.asarray(before[1]), np.asarray(after[1]))
+def test_trained_fusion_model_and_its_reload_from_disk_predict_identically(tmp_path, monkeypatch):
+    import cl_sim.train as train
+    from cl_sim.metrics import score
+    from cl_sim.phases import Phase, encoded, fresh_backbone
+
+    trained = {}
+
+    def keep_model(phase, model):  # the trained model itself, as run_phase hands it over
+        trained[phase.key()] = model
+        return real(phase, model)
+
+    real = train.output_states
+    monkeypatch.setattr(train, "output_states", keep_model)
+    rec, ex = run("fusion", tmp_path / "store", "training.epochs=3")
+    key = rec.tasks[-1]["phase_keys"].split(",")[-1]
+    model, task = trained[key], ex.tasks["small"]
+    tokenizer = fresh_backbone("tiny-bert")[1]
+    phase = ex.store.meta(key)["phase"]
+    data = encoded(task, task.eval_split, tokenizer, phase["max_length"])
+    pred = train.predict(model, data, task.kind, "head", tokenizer.pad_token_id)
+    expected = score(task.metric, task.splits[task.eval_split].labels, pred)
+    fresh = Store(ex.store.root)  # no in-memory cache: every state comes back from safetensors
+    reloaded, _ = evaluate_deployed(Deployed(head=key, fusion=key), task, fresh)
+    assert reloaded == expected == rec.R[-1, -1]
+    in_memory = real(Phase.from_dict(phase), model)
+    for group in ("fusion", "head"):
+        for name, tensor in in_memory[group].items():
+            assert torch.equal(tensor, fresh.states(key)[group][name]), (group, name)
+
+
+def test_eval_batch_size_is_what_prediction_uses(tmp_path, monkeypatch):
+    import cl_sim.train as train
+
+    sizes = set()
+    real = train.predict
+    monkeypatch.setattr(train, "predict", lambda *a, **kw: sizes.add(a[6] if len(a) > 6 else kw.get("batch_size"))
+                        or real(*a, **kw))
+    cfg = load_config(TRANSFER, ["method.name=st_a", "training.epochs=1", "training.eval_batch_size=7"])
+    tasks = load_tasks(cfg)
+    ex = LocalExecutor(Store(tmp_path), tasks, eval_batch_size=cfg.training.eval_batch_size)
+    run_stream(cfg, tasks, ex, ordering(cfg)[:1], log=lambda m: None)
+    assert sizes == {7}
