@@ -121,6 +121,9 @@ def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int)
         rows.append({"run_id": run_id, "task": task, "arrival": arrival, "kind": p["kind"], "key": key,
                      "fraction": p["fraction"], "epochs": p["epochs"], "examples": m["examples"],
                      "train_examples": m.get("train_examples"),
+                     # where the phase trained (the run that first computed it, when reused)
+                     "executor": meta.get("execution", {}).get("executor"),
+                     "workers": meta.get("execution", {}).get("workers"),
                      "steps": m["steps"], "dev_score": m["dev_score"], "wall_s": m["wall_s"],
                      "trainable_params": m["trainable_params"], "stored_bytes": meta["bytes"]})
     return rows

@@ -58,8 +58,10 @@ class LocalExecutor:
             self.reused += 1
             return key
         self.log(f"train {phase.kind:<8} {phase.task:<12} {key}")
-        out = run_phase(phase, self.tasks[phase.task], self.store, Dist(device=self.device, eval_batch_size=self.eval_batch_size))
-        self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention))
+        dist = Dist(device=self.device, eval_batch_size=self.eval_batch_size)
+        out = run_phase(phase, self.tasks[phase.task], self.store, dist)
+        execution = {"executor": "local", "workers": 1, "device": self.device}
+        self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution))
         self.trained += 1
         return key
 
