@@ -244,20 +244,22 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    executor: str = "local"  # local | ray
+    # auto: the Ray Train phase pool for experiments and against a cluster (address / $RAY_ADDRESS),
+    # else in-process (cl_sim.execution.resolve); results record what ran (local or ray)
+    executor: str = "auto"  # auto | local | ray
     num_workers: int = 1  # Ray Train workers per phase (DDP)
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    slots: int = 1  # phases that may run at the same time
+    cpus_per_worker: float = 0.0  # 0 = the cluster's CPUs shared out among slots x num_workers
+    slots: int = 0  # phases that may run at the same time; 0 = sized from the cluster and the work (>= 1)
     address: Optional[str] = None  # existing Ray cluster; None = start a local one
     max_failures: int = 2
     store_dir: str = "runs/store"
 
     def __post_init__(self):
-        _choice("execution.executor", self.executor, ("local", "ray"))
+        _choice("execution.executor", self.executor, ("auto", "local", "ray"))
         _positive("execution.num_workers", self.num_workers)
-        _positive("execution.slots", self.slots)
-        _positive("execution.cpus_per_worker", self.cpus_per_worker)
+        _positive("execution.slots", self.slots, allow_zero=True)
+        _positive("execution.cpus_per_worker", self.cpus_per_worker, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -444,7 +446,7 @@ def validate(cfg: Config) -> None:
     if tc is not None and tc > max(len(names) - 1, 0):
         raise ConfigError(
             f"method.teacher_count: {tc} is more than the {len(names) - 1} earlier tasks a stream of {len(names)} can have")
-    from cl_sim.methods import check_supported  # local import: methods import this module
+    from cl_sim.method_names import check_supported  # names only: the methods import this module
 
     check_supported(cfg)
 

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from concurrent.futures import Future
 from typing import Optional
 
 import torch
@@ -51,9 +52,23 @@ class LocalExecutor:
             return key
         self.log(f"train {phase.kind:<8} {phase.task:<12} {key}")
         out = run_phase(phase, self.tasks[phase.task], self.store, Dist(device=self.device))
-        self.store.put(key, out.states, {"phase": phase.to_dict(), "metrics": out.metrics, "attention": out.attention})
+        execution = {"executor": "local", "workers": 1, "device": self.device}  # as the Ray pool records it
+        self.store.put(key, out.states, {"phase": phase.to_dict(), "metrics": out.metrics, "attention": out.attention,
+                                         "execution": execution})
         self.trained += 1
         return key
+
+    def submit(self, phase: Phase) -> Future:
+        """`run` now (in this thread); the future is already done."""
+        done: Future = Future()
+        try:
+            done.set_result(self.run(phase))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+
+    def close(self) -> None:
+        """Nothing to release: phases ran in this process."""
 
     def evaluate(self, dep, task: Task) -> tuple[float, Optional[list]]:
         key = eval_key(dep, task, task.eval_split)

@@ -5,7 +5,7 @@ and says how every task it touches is now deployed.
 """
 from __future__ import annotations
 
-from cl_sim.errors import ConfigError
+from cl_sim.method_names import USES_ADAPTERS, USES_TEACHERS, check_supported
 from cl_sim.methods import adapter_distillation, finetune, fusion, head_only, i2i, sequential_ft, st_a
 from cl_sim.methods.base import Arrival, Deployed, MethodContext, Prior
 
@@ -18,19 +18,8 @@ METHODS = {
     "i2i": i2i.arrive,
     "adapter_distillation": adapter_distillation.arrive,
 }
-USES_TEACHERS = {"fusion", "i2i", "adapter_distillation"}
-USES_ADAPTERS = {"st_a", "fusion", "i2i", "adapter_distillation"}
+# the names (and which use teachers / adapters) live in cl_sim.method_names, a leaf module that
+# config and sweep import without the methods; tests/test_import_graph.py keeps the two in step
 
-
-def check_supported(cfg) -> None:
-    """Reject unknown methods and combinations a method cannot run, naming the key."""
-    name = cfg.method.name
-    if name not in METHODS:
-        raise ConfigError(f"method.name: unknown method '{name}' (known: {', '.join(METHODS)})")
-    if cfg.method.teacher_count is not None and name not in USES_TEACHERS:
-        raise ConfigError(f"method.teacher_count: method '{name}' uses no teachers (only {', '.join(sorted(USES_TEACHERS))})")
-    if cfg.method.kt_reference not in METHODS:
-        raise ConfigError(f"method.kt_reference: unknown method '{cfg.method.kt_reference}'")
-
-
-__all__ = ["METHODS", "Arrival", "Deployed", "MethodContext", "Prior", "check_supported"]
+__all__ = ["METHODS", "USES_ADAPTERS", "USES_TEACHERS", "Arrival", "Deployed", "MethodContext", "Prior",
+           "check_supported"]
