@@ -115,6 +115,12 @@ def load_backbone(name: str):
     return model.eval(), tokenizer
 
 
+@functools.lru_cache(maxsize=2)
+def cached_backbone(name: str):
+    """`load_backbone`, once per process and name (copy it before changing it: `fresh_backbone`)."""
+    return load_backbone(name)
+
+
 def hidden_size(model: torch.nn.Module) -> int:
     cfg = model.config
     return getattr(cfg, "hidden_size", None) or cfg.dim

@@ -1,6 +1,7 @@
 """`cl-sim`: run, validate and report continual-learning streams.
 
     cl-sim run [CONFIG.yaml] [key=value ...]     # one stream x one method x one seed
+    cl-sim run --local ...                       # in-process even against a Ray cluster (debugging)
     cl-sim validate CONFIG.yaml [key=value ...]  # check config and data, train nothing
     cl-sim report RUN_DIR                        # Markdown + PNG report of a finished run
     cl-sim show-config [CONFIG.yaml] [key=value ...]
@@ -11,6 +12,7 @@ Bad input exits with status 2 and one line naming the problem.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -68,34 +70,36 @@ def preflight(cfg) -> dict:
 
 
 def cmd_run(args: list[str]) -> int:
-    from cl_sim.execution.local import LocalExecutor, local_device
+    from cl_sim.config import ordering
+    from cl_sim.execution import open_executor, resolve
+    from cl_sim.execution.base import overhead_line
     from cl_sim.results import run_dir, write_run
     from cl_sim.simulate import run_stream
-    from cl_sim.store import Store
-    from cl_sim.config import ordering
 
-    cfg = _load(args)
-    if cfg.execution.executor == "ray":
-        from cl_sim.execution.ray_train import make_executor
+    local = "--local" in args  # debugging: phases in this process even against a cluster
+    cfg = _load([a for a in args if a != "--local"])
+    if local:
+        cfg = cfg.replace(execution=dataclasses.replace(cfg.execution, executor="local"))
     tasks = preflight(cfg)
-    store = Store(cfg.execution.store_dir)
+    from cl_sim.store import Store
     from cl_sim.store_admin import foreign_note
 
-    if note := foreign_note(store, cfg.backbone.name):
+    if note := foreign_note(Store(cfg.execution.store_dir), cfg.backbone.name):
         print(note, flush=True)
     start = time.perf_counter()
-    if cfg.execution.executor == "ray":
-        executor = make_executor(cfg, store, tasks)
-    else:
-        executor = LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"  {m}", flush=True),
-                                 device=local_device(cfg.execution.use_gpu),
-                                 eval_batch_size=cfg.training.eval_batch_size)
+    cfg = resolve(cfg, default="local")  # auto: the Ray Train phase pool against a cluster
+    executor = open_executor(cfg, tasks)
+    opened = time.perf_counter() - start
     out = run_dir(cfg)
     print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
-          f"{cfg.adapter.kind}, seed {cfg.training.seed}) -> {out}", flush=True)
-    rec = run_stream(cfg, tasks, executor, ordering(cfg), run_id=out.name)
+          f"{cfg.adapter.kind}, seed {cfg.training.seed}, {cfg.execution.executor} executor) -> {out}", flush=True)
+    try:
+        rec = run_stream(cfg, tasks, executor, ordering(cfg), run_id=out.name)
+    finally:
+        executor.close()
     write_run(cfg, rec, out, executor)
     print_run(rec, out)
+    print(overhead_line(cfg, opened, getattr(executor, "overheads", [])))
     print(f"phases trained {executor.trained}, reused from store {executor.reused}; "
           f"{time.perf_counter() - start:.1f} s")
     return 0

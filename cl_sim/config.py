@@ -194,12 +194,6 @@ class TaskConfig:
             raise ConfigError(f"{key}.text_columns: must name at least one column")
 
 
-# Method names live here, not in cl_sim.methods, so validating a config imports no training code
-# (cl_sim.methods registers one `arrive` per name and checks it matches this list).
-METHOD_NAMES = ("st_a", "head_only", "finetune", "sequential_ft", "fusion", "i2i", "adapter_distillation")
-TEACHER_METHODS = ("fusion", "i2i", "adapter_distillation")
-# KT's S_ref is one task trained alone (CLiMB); sequential_ft depends on the order, so it is none
-KT_REFERENCES = ("st_a", "head_only", "finetune")
 PHASE_KINDS = ("adapter", "head", "finetune", "fusion", "distill")  # = cl_sim.phases.KINDS (no torch import here)
 
 
@@ -268,20 +262,22 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    executor: str = "local"  # local | ray
+    # auto: the Ray Train phase pool for experiments and against a cluster (address / $RAY_ADDRESS),
+    # else in-process (cl_sim.execution.resolve); results record what ran (local or ray)
+    executor: str = "auto"  # auto | local | ray
     num_workers: int = 1  # Ray Train workers per phase (DDP)
     use_gpu: bool = False
-    cpus_per_worker: float = 1.0
-    slots: int = 1  # phases that may run at the same time
+    cpus_per_worker: float = 0.0  # 0 = the cluster's CPUs shared out among slots x num_workers
+    slots: int = 0  # phases that may run at the same time; 0 = sized from the cluster and the work (>= 1)
     address: Optional[str] = None  # existing Ray cluster; None = start a local one
     max_failures: int = 2
     store_dir: str = "runs/store"
 
     def __post_init__(self):
-        _choice("execution.executor", self.executor, ("local", "ray"))
+        _choice("execution.executor", self.executor, ("auto", "local", "ray"))
         _positive("execution.num_workers", self.num_workers)
-        _positive("execution.slots", self.slots)
-        _positive("execution.cpus_per_worker", self.cpus_per_worker)
+        _positive("execution.slots", self.slots, allow_zero=True)
+        _positive("execution.cpus_per_worker", self.cpus_per_worker, allow_zero=True)
         _positive("execution.max_failures", self.max_failures, allow_zero=True)
 
 
@@ -469,20 +465,9 @@ def validate(cfg: Config) -> None:
     if tc is not None and tc > max(len(names) - 1, 0):
         raise ConfigError(
             f"method.teacher_count: {tc} is more than the {len(names) - 1} earlier tasks a stream of {len(names)} can have")
-    check_method(cfg)
+    from cl_sim.method_names import check_supported  # names only: the methods import this module
 
-
-def check_method(cfg: Config) -> None:
-    """Reject unknown methods and combinations a method cannot run, naming the key."""
-    name = cfg.method.name
-    if name not in METHOD_NAMES:
-        raise ConfigError(f"method.name: unknown method '{name}' (known: {', '.join(METHOD_NAMES)})")
-    if cfg.method.teacher_count is not None and name not in TEACHER_METHODS:
-        raise ConfigError(f"method.teacher_count: method '{name}' uses no teachers "
-                          f"(only {', '.join(TEACHER_METHODS)})")
-    if cfg.method.kt_reference not in KT_REFERENCES:
-        raise ConfigError(f"method.kt_reference: '{cfg.method.kt_reference}' is not a single-task reference; "
-                          f"KT needs one of {', '.join(KT_REFERENCES)} (trained on each task alone)")
+    check_supported(cfg)
 
 
 def config_hash(cfg: Config) -> str:

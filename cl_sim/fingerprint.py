@@ -70,7 +70,7 @@ def weights_digest(model) -> str:
 
 @functools.lru_cache(maxsize=8)
 def backbone_digest(name: str) -> str:
-    from cl_sim.phases import cached_backbone
+    from cl_sim.backbone import cached_backbone
 
     model, _ = cached_backbone(name)
     return weights_digest(model)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Protocol
 import numpy as np
 import torch
 
-from cl_sim.backbone import load_backbone
+from cl_sim.backbone import cached_backbone
 from cl_sim.data.task import Split, Task
 from cl_sim.data.tokenize import encode_split, iterate
 from cl_sim.fingerprint import fingerprint, fingerprint_parts
@@ -115,11 +115,6 @@ class Dist:
 
 
 # ---------------------------------------------------------------- data
-
-
-@functools.lru_cache(maxsize=2)
-def cached_backbone(name: str):
-    return load_backbone(name)
 
 
 def fresh_backbone(name: str):

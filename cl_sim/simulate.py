@@ -10,7 +10,7 @@ The executor (local or Ray) only runs phases and evaluations; this loop is the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -77,8 +77,9 @@ def reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], 
 
 
 def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[str], run_id: str = "run",
-               log=print) -> RunRecord:
-    """Run `order` with `cfg.method`; `executor` provides `run(phase) -> key` and `evaluate`."""
+               log=print, on_arrival: Optional[Callable[[dict], None]] = None) -> RunRecord:
+    """Run `order` with `cfg.method`; `executor` provides `run(phase) -> key` and `evaluate`.
+    `on_arrival` gets each arrival's metrics as they come (e.g. Tune's `tune.report`)."""
     order = tuple(order)
     n = len(order)
     R = np.full((n, n), np.nan)
@@ -102,6 +103,9 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
                           "train_steps": sum(r["steps"] for r in rec.phases if r["arrival"] == i),
                           "phase_keys": ",".join(arrival.phases)})
         log(f"[{i + 1}/{n}] {name}: " + "  ".join(f"{o}={R[i, j]:.3f}" for j, o in enumerate(order[: i + 1])))
+        if on_arrival is not None:
+            on_arrival({"arrival": i + 1, "task": name, "score": float(R[i, i]),
+                        "avg_seen": float(np.nanmean(R[i, : i + 1])), "phases": len(arrival.phases)})
     _finish(cfg, rec, tasks, deployed, executor, run_id)
     return rec
 
@@ -117,8 +121,9 @@ def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int)
     rows = []
     for key in keys:
         meta = store.meta(key)
-        m, p = meta["metrics"], meta["phase"]
+        m, p, ex = meta["metrics"], meta["phase"], meta.get("execution", {})  # where it was trained
         rows.append({"run_id": run_id, "task": task, "arrival": arrival, "kind": p["kind"], "key": key,
+                     "executor": ex.get("executor"), "workers": ex.get("workers"),
                      "fraction": p["fraction"], "epochs": p["epochs"], "examples": m["examples"],
                      "train_examples": m.get("train_examples"),
                      # where the phase trained (the run that first computed it, when reused)

@@ -1,24 +1,21 @@
-"""Sweeps as plain data, without Ray: the `sweep:` section, trial grids over orderings × methods ×
-seeds (× teacher counts, low-shot fractions, I2I variants), one trial run end to end, and the
-sweep's tables and counts. `cl_sim.execution.ray_tune` runs these trials on Ray Tune.
+"""Sweeps as plain data, without Ray or executors: the `sweep:` section, trial grids over
+orderings × methods × seeds (× teacher counts, low-shot fractions, I2I variants), trial configs,
+and the sweep's tables and counts. `cl_sim.execution.trial` runs one trial;
+`cl_sim.execution.ray_tune` runs them all on Ray Tune.
 
     cfg, sweep = load_sweep("experiments/configs/task_order.yaml", ["sweep.sample=3"])
     trials = trials_for(cfg, sweep)               # plain dicts of params
-    out = run_trial(cfg.to_dict(), trials[0])     # {trial_id, summary, trained, reused, rows}
+    trial_config(cfg.to_dict(), trials[0])        # the Config that trial runs
 
 A trial is a plain dict of params (`PARAMS` maps each to its config key): trial config = base
-config + params, then `run_stream`. Phases go through the executor the trial is given; a phase
-key is trained once: the store actor's claims (Ray), or a file lock per key in the store folder
-(local trials in several processes; on several nodes that folder must be shared storage).
-Tables are sorted by trial id and hold no wall times (those are in `phases.parquet`), so a
-resumed sweep writes the same `tasks`, `matrix` and `trials` tables as an uninterrupted one.
+config + params. Tables are sorted by trial id and hold no wall times (those are in
+`phases.parquet`), so a resumed sweep writes the same `tasks`, `matrix` and `trials` tables as an
+uninterrupted one.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import fcntl
 import itertools
 import json
 import math
@@ -33,7 +30,7 @@ import yaml
 
 from cl_sim.config import Config, build, load_config, save_config, validate
 from cl_sim.errors import ConfigError
-from cl_sim.methods import USES_TEACHERS
+from cl_sim.method_names import USES_TEACHERS
 
 Log = Callable[[str], None]
 # trial param -> (config section, key)
@@ -82,6 +79,7 @@ class SweepResult:
     paths: dict[str, Path]
     counts: dict
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)  # {trial_id, error} of trials that did not finish
 
 
 # ---------------------------------------------------------------- trials as plain data
@@ -191,76 +189,6 @@ def store_counts(root: str | Path) -> dict[str, int]:
     manifest = Path(root) / "manifest"
     keys = [p.stem for p in manifest.glob("*.json")] if manifest.is_dir() else []
     return dict(sorted(Counter(k.split("-", 1)[0] for k in keys).items()))
-
-
-# ---------------------------------------------------------------- one trial (runs without Tune too)
-
-
-@contextlib.contextmanager
-def _key_lock(folder: Path, key: str):
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{key}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # the kernel drops it when a process dies: a killed trial blocks nobody
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-class CountingExecutor:
-    """Wraps an executor: counts phases trained / reused per kind; with `lock_dir`, trials in other
-    processes wait for each other per key instead of training one phase twice."""
-
-    def __init__(self, inner, lock_dir: Optional[Path] = None):
-        self.inner, self.store, self.lock_dir = inner, inner.store, lock_dir
-        self.trained: Counter = Counter()
-        self.reused: Counter = Counter()
-
-    def run(self, phase) -> str:
-        with _key_lock(self.lock_dir, phase.key()) if self.lock_dir else contextlib.nullcontext():
-            before = self.inner.trained
-            key = self.inner.run(phase)
-            (self.trained if self.inner.trained > before else self.reused)[phase.kind] += 1
-        return key
-
-    def evaluate(self, dep, task):
-        return self.inner.evaluate(dep, task)
-
-
-def make_trial_executor(cfg: Config, kind: str, tasks: dict, threads: int, log: Log) -> CountingExecutor:
-    """`kind` is `ray` (the phase pool on the cluster) or `local` (phases in this process)."""
-    from cl_sim.store import Store
-
-    store = Store(cfg.execution.store_dir)
-    if kind == "ray":
-        from cl_sim.execution.ray_train import make_executor
-
-        return CountingExecutor(make_executor(cfg, store, tasks, log=log))
-    from cl_sim.execution.local import LocalExecutor
-
-    inner = LocalExecutor(store, tasks, cfg.training.threads or threads, log=log,
-                          eval_batch_size=cfg.training.eval_batch_size)
-    return CountingExecutor(inner, lock_dir=store.root / "locks")
-
-
-def run_trial(base: dict, params: dict, executor_kind: str = "local", threads: int = 1, log: Log = print) -> dict:
-    """Run one trial: {trial_id, summary, trained, reused (by kind), rows (per table)}."""
-    from cl_sim.simulate import run_stream
-    from cl_sim.tasks import load_tasks
-
-    cfg, tid = trial_config(base, params), trial_id(params)
-    tagged = lambda m: log(f"[{tid}] {m}")  # noqa: E731
-    tasks = load_tasks(cfg)
-    executor = make_trial_executor(cfg, executor_kind, tasks, threads, tagged)
-    try:
-        rec = run_stream(cfg, tasks, executor, params.get("ordering") or cfg.stream.ordering, run_id=tid, log=tagged)
-    finally:
-        if hasattr(executor.inner, "close"):
-            executor.inner.close()  # a Ray trial leaves the shared phase pool to the driver
-    ident = trial_columns(cfg, params)
-    rows = {name: [{**ident, **r} for r in getattr(rec, name)] for name in ROW_TABLES}
-    return {"trial_id": tid, "summary": rec.summary, "trained": dict(executor.trained),
-            "reused": dict(executor.reused), "rows": rows}
 
 
 # ---------------------------------------------------------------- tables, counts, report

@@ -266,7 +266,7 @@ def plan_timeline(cfg: Config, tasks: dict[str, Task], events: Sequence[ArrivalE
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ConfigError(f"stream: task '{repeated[0]}' arrives more than once")
-    return [PlannedArrival(s, *staged[s.index]) for s in schedule(events, cfg.execution.slots, duration)]
+    return [PlannedArrival(s, *staged[s.index]) for s in schedule(events, cfg.execution.slots or 1, duration)]
 
 
 def execute_plan(cfg: Config, tasks: dict[str, Task], plan: Sequence[PlannedArrival], executor,
@@ -296,10 +296,11 @@ def execute_plan(cfg: Config, tasks: dict[str, Task], plan: Sequence[PlannedArri
             f" on slot {s.slot}, teachers {','.join(t.task for t in p.teachers) or '-'}; wall {end - begin:.1f} s")
         return begin, end
 
-    if not getattr(executor, "thread_safe", False) or cfg.execution.slots == 1:
+    slots = cfg.execution.slots or 1  # 0 = sized from the cluster: the schedule counts one
+    if not getattr(executor, "thread_safe", False) or slots == 1:
         return {p.scheduled.event.task: job(p) for p in by_start}
     futures: dict = {}
-    with ThreadPoolExecutor(max_workers=cfg.execution.slots) as pool:
+    with ThreadPoolExecutor(max_workers=slots) as pool:
         for p in by_start:  # FIFO submission: dependencies are always submitted (and picked up) first
             deps = [futures[n] for n in p.scheduled.available]
             futures[p.scheduled.event.task] = pool.submit(job, p, deps)

@@ -1,5 +1,6 @@
 """What the sweep scripts share: flags, the smoke-test settings, and main(). Logic lives in
-`cl_sim.execution.ray_tune`; this file only wires the command line to it."""
+`cl_sim.execution.ray_tune`; this file only wires the command line to it. Phases train on the
+Ray Train phase pool (sized from the cluster) unless `--local` asks for in-process trials."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,8 @@ def parse_args(doc: str, name: str) -> argparse.Namespace:
     p.add_argument("--address", default=None,
                    help="Ray cluster to join (auto, host:port); `local` = always start a new local one; "
                         "default: $RAY_ADDRESS, a running `ray start` cluster, else a new local one")
+    p.add_argument("--local", action="store_true",
+                   help="train each trial's phases in its own process instead of the Ray Train phase pool (debugging)")
     p.add_argument("--sample", type=int, metavar="K",
                    help="a seeded sample of K orderings of the tasks (= sweep.orderings=all sweep.sample=K)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (sweep.* for the sweep section)")
@@ -39,7 +42,8 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
     start = time.perf_counter()
     try:
         sample = ["sweep.orderings=all", f"sweep.sample={args.sample}"] if args.sample else []
-        overrides = (SMOKE + smoke if args.smoke_test else []) + sample + args.overrides
+        local = ["execution.executor=local"] if args.local else []
+        overrides = (SMOKE + smoke if args.smoke_test else []) + sample + args.overrides + local
         cfg, sweep = load_sweep(args.config, overrides)
         todo = trials(cfg, sweep)
         if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not Path(cfg.output.dir).is_absolute():
@@ -53,6 +57,10 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
     n = len(res.tables["tasks"])
     print(f"table:  {res.paths['tasks']}  ({n} rows = trial x task)\nreport: {res.paths['report']}\n"
           f"done in {time.perf_counter() - start:.1f} s", flush=True)
+    if res.failures:
+        print(f"{name}: error: {len(res.failures)} trial(s) failed (see {res.paths['failures']}); the tables "
+              f"hold the others", file=sys.stderr)
+        return 1
     return 0
 
 

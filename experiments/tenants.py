@@ -5,7 +5,10 @@ cluster's slots, train, and become teachers once ready. Compares methods on onbo
     python experiments/tenants.py --smoke-test                      # tiny-bert, tiny tasks, seconds
     python experiments/tenants.py --config experiments/configs/tenants.yaml --methods fusion,adapter_distillation
     python experiments/tenants.py stream.seed=3 execution.slots=4    # key=value overrides
-    ray job submit --working-dir . -- python experiments/tenants.py --executor ray --address auto
+    python experiments/tenants.py --local                           # in-process, no Ray (debugging)
+    ray job submit --working-dir . -- python experiments/tenants.py
+
+Phases train on the Ray Train phase pool (sized to execution.slots) unless --local is given.
 
 Writes runs/tenants-<config hash>/: tenants.parquet (one row per (method, task)), summary.json,
 config.yaml, attention.parquet and report.md (+ onboarding timeline PNG).
@@ -21,9 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 from cl_sim.config import config_hash, load_config, save_config
-from cl_sim.errors import CLSimError, ConfigError
+from cl_sim.errors import CLSimError
+from cl_sim.execution import open_executor, resolve
+from cl_sim.execution.base import overhead_line
 from cl_sim.io import atomic_write_json, atomic_write_parquet
-from cl_sim.config import check_method
+from cl_sim.method_names import check_supported
 from cl_sim.report import write_report
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -44,23 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--config", default=str(HERE / "configs" / "tenants.yaml"))
     p.add_argument("--methods", default="fusion,adapter_distillation", help="comma-separated method names")
     p.add_argument("--smoke-test", action="store_true", help="tiny-bert, tiny synthetic tasks: seconds")
-    p.add_argument("--address", default=None, help="existing Ray cluster (with --executor ray)")
-    p.add_argument("--executor", choices=("local", "ray"), default=None, help="default: execution.executor")
+    p.add_argument("--address", default=None, help="existing Ray cluster (auto, host:port); default: $RAY_ADDRESS, "
+                                                   "else a new local one")
+    p.add_argument("--local", action="store_true", help="phases in this process instead of on Ray Train (debugging)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     return p.parse_args(argv)
-
-
-def make_executor(cfg, store, tasks):
-    if cfg.execution.executor == "ray":
-        try:
-            from cl_sim.execution.ray_train import make_executor as make_ray
-        except ImportError as exc:
-            raise ConfigError(f"execution.executor=ray: the Ray executor is not available ({exc})") from None
-        return make_ray(cfg, store, tasks)
-    from cl_sim.execution.local import LocalExecutor
-
-    return LocalExecutor(store, tasks, cfg.training.threads, log=lambda m: print(f"    {m}", flush=True),
-                         eval_batch_size=cfg.training.eval_batch_size)
 
 
 COLUMNS = {"method": "method", "tasks": "tasks", "onboarding_p50_s": "p50 s", "onboarding_p90_s": "p90 s",
@@ -101,16 +94,16 @@ def print_tables(summary: list[dict], rows: pd.DataFrame, measured: dict, cfg) -
 
 def run(args: argparse.Namespace) -> Path:
     overrides = (SMOKE if args.smoke_test else []) + list(args.overrides)
-    overrides += [f"execution.executor={args.executor}"] if args.executor else []
+    overrides += ["execution.executor=local"] if args.local else []
     overrides += [f"execution.address={args.address}"] if args.address else []
     cfg = load_config(args.config, overrides)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     cfgs = {m: cfg.replace(method=dataclasses.replace(cfg.method, name=m)) for m in methods}
     for c in cfgs.values():
-        check_method(c)
-    if args.address and cfg.execution.executor == "local":
-        print(f"note: --address {args.address} is used by the Ray executor only (--executor ray)")
+        check_supported(c)
     tasks = load_tasks(cfg)
+    start = time.perf_counter()
+    cfg = resolve(cfg, default="ray", parallel=cfg.execution.slots or 1)  # the pool: a slot per timeline slot
     events = stream_events(cfg, tasks)  # one stream, every method
     out = Path(cfg.output.dir) / (cfg.output.name or f"tenants-{config_hash(cfg)}")
     print(f"tenants: {len(events)} arrivals from {len({e.tenant for e in events})} tenants over "
@@ -119,7 +112,8 @@ def run(args: argparse.Namespace) -> Path:
     for e in events:
         print(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
     store = Store(cfg.execution.store_dir)
-    executor = make_executor(cfg, store, tasks)  # one for every method: phases, not methods, run on it
+    executor = open_executor(cfg, tasks, log=lambda m: print(f"    {m}", flush=True))  # one for every method
+    opened = time.perf_counter() - start
     try:
         rows, attention, keys = [], [], []
         for method, mcfg in cfgs.items():
@@ -132,8 +126,9 @@ def run(args: argparse.Namespace) -> Path:
             keys += [k for r in rec.rows for k in r["phase_keys"].split(",")]
             print(f"  phases trained {getattr(executor, 'trained', 0) - before[0]}, "
                   f"reused from the store {getattr(executor, 'reused', 0) - before[1]}")
-    finally:  # stop the Ray pool and actors (and Ray, if the executor started it)
-        getattr(executor, "shutdown", lambda: None)()
+    finally:  # stop the Ray pool and actors this script started
+        executor.close()
+    print(overhead_line(cfg, opened, getattr(executor, "overheads", [])))
     table = pd.DataFrame(rows)
     summary = summarize(rows, cfg.stream.storage_budget_bytes)
     save_config(cfg, out / "config.yaml")

@@ -88,7 +88,7 @@ BAD = {
     "one-class synthetic task": (lambda t: [_config(t), "tasks.0.n_classes=1"], "tasks[a].n_classes: must be >= 2"),
     "empty synthetic split": (lambda t: [_config(t), "tasks.0.n_train=0"], "tasks[a].n_train: must be > 0"),
     "dev_from_train out of range": (lambda t: [_config(t), "tasks.0.dev_from_train=1.5"], "dev_from_train"),
-    "zero cpus per worker": (lambda t: [_config(t), "execution.cpus_per_worker=0"], "execution.cpus_per_worker"),
+    "negative cpus per worker": (lambda t: [_config(t), "execution.cpus_per_worker=-1"], "execution.cpus_per_worker"),
     # --- cross-field
     "unknown method": (lambda t: [_config(t), "method.name=nope"], "method.name: unknown method 'nope'"),
     "kt_reference that is no single-task reference": (

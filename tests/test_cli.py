@@ -78,3 +78,16 @@ def test_cl_sim_validate_in_a_subprocess(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert good.returncode == 0, good.stderr
     assert "config ok: method st_a, 2 tasks" in good.stdout
+
+
+def test_run_local_switch_trains_in_process_even_against_a_cluster(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # auto would join this (nothing listens there)
+    code = main(["run", str(_config(tmp_path)), "--local", "output.name=r"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "local executor" in out and "executor: local" in out
+    assert yaml.safe_load((tmp_path / "out" / "r" / "config.yaml").read_text())["execution"]["executor"] == "local"
+    phases = pd.read_parquet(tmp_path / "out" / "r" / "phases.parquet")
+    assert set(phases["executor"]) == {"local"} and set(phases["workers"]) == {1}

@@ -72,3 +72,34 @@ def test_ray_accepts_the_config(config):
     from ray.autoscaler._private.util import prepare_config, validate_config
 
     validate_config(prepare_config(config))
+
+
+def _installed_ray() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ray")
+    except PackageNotFoundError:
+        pytest.skip("ray is not installed")
+
+
+def test_ray_is_pinned_to_the_tested_version_everywhere(config):
+    tested = _installed_ray()
+    pin = f'"ray[default,train,tune]=={tested}"'
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f"ray = [{pin}]" in pyproject
+    for commands in (config["setup_commands"], config["available_node_types"]["gpu_worker"]["worker_setup_commands"]):
+        assert pin in " ".join(commands)
+    images = [config["docker"]["head_image"], config["docker"]["worker_image"]]
+    assert all(image.startswith(f"rayproject/ray:{tested}-py3") for image in images)
+    assert int(images[0].split("-py3")[1][:2]) >= 10  # Python >= 3.10
+    assert config["docker"]["worker_image"].endswith("-gpu")  # the CUDA runtime for torch's CUDA build
+
+
+def test_token_auth_on_every_node_and_the_job_command_is_documented(config):
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    assert sum("RAY_AUTH_MODE=token ray start" in c for c in starts) == 2
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    readme = (REPO / "README.md").read_text()
+    assert "RAY_AUTH_MODE=token RAY_API_SERVER_ADDRESS=http://127.0.0.1:8265" in readme
+    assert "ray dashboard cluster.yaml" in readme and "execution.store_dir=s3://" in readme

@@ -1,0 +1,7 @@
+"""Where phases run: `open_executor` (in-process or the Ray Train phase pool) and sweep trials.
+
+Importing this package imports no Ray: the Ray modules load only when the Ray executor is used.
+"""
+from cl_sim.execution.base import Executor, executor_kind, open_executor, resolve
+
+__all__ = ["Executor", "executor_kind", "open_executor", "resolve"]

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from concurrent.futures import Future
 from typing import Optional
 
 import torch
@@ -64,6 +65,18 @@ class LocalExecutor:
         self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution))
         self.trained += 1
         return key
+
+    def submit(self, phase: Phase) -> Future:
+        """`run` now (in this thread); the future is already done."""
+        done: Future = Future()
+        try:
+            done.set_result(self.run(phase))
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
+
+    def close(self) -> None:
+        """Nothing to release: phases ran in this process."""
 
     def evaluate(self, dep, task: Task) -> tuple[float, Optional[list]]:
         key = eval_key(dep, task, task.eval_split)

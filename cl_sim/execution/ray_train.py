@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -37,6 +38,7 @@ from cl_sim.config import Config, ExecutionConfig
 from cl_sim.data.task import Task
 from cl_sim.execution.local import eval_key
 from cl_sim.execution.phase_pool import NAMESPACE, PhasePool, pool_name
+from cl_sim.execution.pool_size import cluster_nodes, size_pool
 from cl_sim.execution.store_actor import RayStoreClient
 from cl_sim.phases import Phase
 
@@ -56,6 +58,7 @@ class RayExecutor:
                  owns_ray: bool = False, owns_pool: bool = False):
         self.store, self.pool, self.tasks, self.log = store, pool, dict(tasks), log
         self.trained, self.reused, self.evaluated = 0, 0, 0
+        self.overheads: list[float] = []  # per trained phase: round trip - time on the worker (s)
         self.owns_ray, self.owns_pool = owns_ray, owns_pool
         self._lock = threading.Lock()
 
@@ -67,21 +70,24 @@ class RayExecutor:
             done: concurrent.futures.Future = concurrent.futures.Future()
             done.set_result(key)
             return done
+        start = time.perf_counter()
         ref = self.pool.run.remote(phase.to_dict(), key, phase.data_hash)
         future = ref.future()
         out: concurrent.futures.Future = concurrent.futures.Future()
-        future.add_done_callback(lambda f: self._settle(phase, f, out))
+        future.add_done_callback(lambda f: self._settle(phase, f, out, start))
         return out
 
     def run(self, phase: Phase) -> str:
         return self.submit(phase).result()
 
-    def _settle(self, phase: Phase, future: concurrent.futures.Future, out: concurrent.futures.Future) -> None:
+    def _settle(self, phase: Phase, future: concurrent.futures.Future, out: concurrent.futures.Future,
+                start: float) -> None:
         # Runs on a Ray callback thread: whatever happens, `out` must resolve or callers hang.
         try:
             info = future.result()
             if info["trained"]:
                 self._count(trained=1)
+                self.overheads.append(time.perf_counter() - start - info["slot_wall_s"])
                 resumed = info.get("resumed_from_epoch")
                 note = f", resumed after epoch {resumed}" if resumed is not None else ""
                 self.log(f"train {phase.kind:<8} {phase.task:<12} {info['key']}  {info['slot_wall_s']:.1f} s{note}")
@@ -121,7 +127,10 @@ class RayExecutor:
         return ray.get(self.pool.status.remote())
 
     def close(self) -> None:
-        """Forget the cluster objects without stopping them (Tune trials sharing a pool)."""
+        """Release what this executor started: stop the pool and actors if it created them
+        (`shutdown`), else only forget them (Tune trials sharing the driver's pool)."""
+        if self.owns_pool:
+            self.shutdown()
         self.pool = None
 
     def shutdown(self, stop_ray: Optional[bool] = None, force: bool = False) -> None:
@@ -148,7 +157,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 def pool_spec(cfg: Config, store_root: Path) -> dict:
     """Plain-dict settings of the pool (part of its name: other settings get another pool)."""
     ex = cfg.execution
-    threads = cfg.training.threads or max(1, math.floor(ex.cpus_per_worker))
+    threads = cfg.training.threads or max(1, round(ex.cpus_per_worker))  # 1.98 CPUs (a sliver kept for trials): 2
     return {"store_root": str(store_root), "num_workers": ex.num_workers, "use_gpu": ex.use_gpu,
             "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots, "max_failures": ex.max_failures,
             "threads": threads, "eval_batch_size": cfg.training.eval_batch_size}
@@ -187,6 +196,7 @@ def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Call
     log = log or (lambda m: print(f"  {m}", flush=True))
     root = Path(getattr(store, "root", cfg.execution.store_dir)).resolve()
     owns_ray = init_ray(cfg.execution, log)
+    cfg = cfg.replace(execution=size_pool(cfg.execution, cluster_nodes()))  # no-op when sized already
     client = RayStoreClient.start(root)
     client.register_tasks(tasks)
     spec = pool_spec(cfg, root)

@@ -6,14 +6,17 @@ collected into one table per sweep.
     res = run_sweep(cfg, sweep, trials_for(cfg, sweep))
     res.paths["tasks"]                            # one row per (trial, task); res.counts: trained/reused
 
-Each trial is a Tune function trainable: `run_trial`, then `tune.report` of its summary and rows.
-Phases run through the executor the config names: `execution.executor=ray` uses
-`cl_sim.execution.ray_train` (one phase pool on the cluster, started by this driver, shared by the
-trials) when it imports, else each trial trains in its own process with `LocalExecutor` (logged).
+Each trial is a Tune function trainable running `cl_sim.execution.trial.run_trial`: it reports
+every arrival's metrics through `tune.report` (so `ResultGrid`, Tune's loggers, callbacks and
+schedulers see the work as it happens) and, last, its summary with a checkpoint holding its rows.
+Phases run on the Ray Train phase pool by default (`execution.executor=auto`; the driver starts
+the pool once, sized from the cluster, and the trials share it) or, with `execution.executor=local`
+(`--local`), in each trial's own process.
 
-Resume: the store is durable and evaluation scores are cached beside it, so rerunning a killed
-sweep trains only the unfinished phases and writes the same tables. What was trained vs reused
-goes to `counts.json`.
+A failed trial does not lose the others: the tables are written from the trials that finished,
+and the failures (with their errors) go to `failures.json` and the log. Resume: the store is
+durable and evaluation scores are cached beside it, so rerunning a killed sweep trains only the
+unfinished phases and writes the same tables. What was trained vs reused goes to `counts.json`.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -30,9 +34,12 @@ from ray import tune
 
 from cl_sim.config import Config
 from cl_sim.errors import CLSimError, ConfigError
+from cl_sim.execution.base import open_executor, overhead_line, resolve
+from cl_sim.execution.pool_size import TRIAL_CPU, TRIALS_PER_SLOT
+from cl_sim.execution.trial import run_trial
+from cl_sim.io import atomic_write_json
 from cl_sim.sweep import (SUMMARY, Log, SweepConfig, SweepResult, absolute_paths, counts_line, load_sweep,  # noqa: F401
-                          run_trial, store_counts, sweep_counts, sweep_tables, trial_config, trial_id, trials_for,
-                          write_sweep)
+                          store_counts, sweep_counts, sweep_tables, trial_config, trial_id, trials_for, write_sweep)
 
 
 # ---------------------------------------------------------------- Ray and Tune
@@ -53,30 +60,19 @@ def connect(address: Optional[str] = None, log: Log = print) -> bool:
     return started
 
 
-def choose_executor(cfg: Config, log: Log) -> str:
-    """`ray` when the config asks for it and `cl_sim.execution.ray_train` imports, else `local`."""
-    if cfg.execution.executor != "ray":
-        log("executor: local (each trial trains its phases in its own process; "
-            "execution.executor=ray runs them on a Ray Train phase pool)")
-        return "local"
-    try:
-        import cl_sim.execution.ray_train  # noqa: F401
-    except ImportError as exc:
-        log(f"executor: local, NOT ray: cl_sim.execution.ray_train does not import ({exc})")
-        return "local"
-    ex = cfg.execution
-    log(f"executor: ray (one phase pool, {ex.slots} slot(s) x {ex.num_workers} Train worker(s), for all trials)")
-    return "ray"
-
-
-def _trainable(config: dict, base: dict, trials: dict, executor_kind: str, threads: int, cwd: str) -> None:
+def _trainable(config: dict, base: dict, trials: dict, threads: int, cwd: str) -> None:
     if os.path.isdir(cwd):  # Tune starts trials in their own folder; relative data paths mean the driver's
         os.chdir(cwd)
-    out = run_trial(base, trials[config["trial"]], executor_kind, threads, log=lambda m: print(m, flush=True))
+    out = run_trial(base, trials[config["trial"]], threads, log=lambda m: print(m, flush=True), report=tune.report)
     numbers = {k: v for k, v in out["summary"].items() if k in SUMMARY}
-    tune.report({**numbers, "phases_trained": sum(out["trained"].values()),
-                 "phases_reused": sum(out["reused"].values()),
-                 "report": json.dumps(out, default=_json_scalar)})  # a string: Tune's loggers keep it as is
+    with tempfile.TemporaryDirectory() as tmp:  # the rows travel as a checkpoint (Tune's storage), not a metric
+        with open(os.path.join(tmp, ROWS_FILE), "w") as f:
+            json.dump(out, f, default=_json_scalar)
+        tune.report({**numbers, "phases_trained": sum(out["trained"].values()),
+                     "phases_reused": sum(out["reused"].values())}, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+ROWS_FILE = "trial.json"
 
 
 def _json_scalar(o):
@@ -94,6 +90,8 @@ class _Progress(tune.Callback):
         self.total, self.log, self.done = total, log, 0
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "phases_trained" not in result:  # an arrival's report; the trial's last one has the counts
+            return
         self.done += 1
         acc = result.get("avg_accuracy")
         self.log(f"[{self.done}/{self.total}] {trial.config['trial']}: avg_accuracy "
@@ -104,37 +102,37 @@ class _Progress(tune.Callback):
         self.log(f"trial {trial.config.get('trial')} FAILED (its log: {trial.local_path})")
 
 
-def _resources(cfg: Config, sweep: SweepConfig, kind: str) -> tuple[dict, int, int]:
+def _resources(cfg: Config, sweep: SweepConfig) -> tuple[dict, int, int]:
     """(trial resources, max concurrent trials, torch threads per trial), per RAY-NOTES: a trial that
     only drives the phase pool takes a sliver of a CPU; a local trial trains, so it takes its CPUs."""
-    if kind == "ray":
-        return {"cpu": 0.01}, sweep.max_concurrent_trials or 2 * cfg.execution.slots, 1
+    if cfg.execution.executor == "ray":
+        return {"cpu": TRIAL_CPU}, sweep.max_concurrent_trials or TRIALS_PER_SLOT * cfg.execution.slots, 1
     cpus = sweep.cpus_per_trial
     concurrent = sweep.max_concurrent_trials or max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
     return {"cpu": cpus}, concurrent, max(1, math.floor(cpus))
 
 
-def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], kind: str, out: Path, log: Log) -> list[dict]:
-    """Run every trial on Ray Tune; returns their `run_trial` outputs, sorted by trial id."""
+def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, log: Log
+                ) -> tuple[list[dict], list[dict]]:
+    """Run every trial on Ray Tune: (`run_trial` outputs of the finished trials sorted by trial id,
+    failures as {trial_id, error})."""
     by_id = {trial_id(p): p for p in trials}
-    resources, concurrent, threads = _resources(cfg, sweep, kind)
+    resources, concurrent, threads = _resources(cfg, sweep)
     log(f"tune: {len(by_id)} trials, {resources} each, at most {concurrent} at a time, {threads} torch thread(s)")
-    fn = tune.with_parameters(_trainable, base=cfg.to_dict(), trials=by_id, executor_kind=kind, threads=threads,
-                              cwd=os.getcwd())
+    fn = tune.with_parameters(_trainable, base=cfg.to_dict(), trials=by_id, threads=threads, cwd=os.getcwd())
     tuner = tune.Tuner(tune.with_resources(fn, resources), param_space={"trial": tune.grid_search(list(by_id))},
                        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
                        run_config=tune.RunConfig(name=sweep.name, storage_path=str(out / "tune"), verbose=0,
                                                  callbacks=[_Progress(len(by_id), log)]))
     reports, failed = [], []
     for res in tuner.fit():
-        if res.error is not None or "report" not in (res.metrics or {}):
-            failed.append(f"{(res.config or {}).get('trial', '?')}: {_short(res.error)}")
+        tid = (res.config or {}).get("trial", "?")
+        if res.error is None and res.checkpoint is not None:
+            with res.checkpoint.as_directory() as folder:
+                reports.append(json.loads((Path(folder) / ROWS_FILE).read_text()))
         else:
-            reports.append(json.loads(res.metrics["report"]))
-    if failed:
-        raise CLSimError(f"{len(failed)} of {len(by_id)} trials failed; nothing written, finished phases are in "
-                         f"the store (rerun to resume). First: {failed[0]}")
-    return sorted(reports, key=lambda r: r["trial_id"])
+            failed.append({"trial_id": tid, "error": _short(res.error) if res.error else "no result reported"})
+    return sorted(reports, key=lambda r: r["trial_id"]), sorted(failed, key=lambda f: f["trial_id"])
 
 
 def _short(err) -> str:
@@ -145,40 +143,50 @@ def _short(err) -> str:
 
 def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = print) -> SweepResult:
     """Run `trials` on Ray Tune (Ray must be up: `connect`), then write the sweep's tables, counts
-    and report under `<output.dir>/<output.name or sweep.name>`. Every trial config is validated
-    before anything starts; if a trial fails, no table is (over)written."""
+    and report under `<output.dir>/<output.name or sweep.name>` from the trials that finished.
+    Every trial config is validated before anything starts; failed trials are listed in
+    `failures.json` (and `res.failures`); if none finished, nothing is written."""
     cfg = absolute_paths(cfg)
     out = Path(cfg.output.dir) / (cfg.output.name or sweep.name)
     if not trials:
         raise ConfigError("sweep: no trials (check sweep.methods, sweep.seeds and the tasks)")
     for params in trials:
         trial_config(cfg.to_dict(), params)
-    kind = choose_executor(cfg, log)
+    start = time.perf_counter()
+    cfg = resolve(cfg, default="ray", parallel=len(trials), log=log)  # the trials get the sized pool's config
     log(f"sweep {sweep.name}: {len(trials)} trials; store {cfg.execution.store_dir}; results {out}")
     from cl_sim.store import Store
     from cl_sim.store_admin import foreign_note
 
     if note := foreign_note(Store(cfg.execution.store_dir), cfg.backbone.name):
         log(note)
-    before, start = store_counts(cfg.execution.store_dir), time.perf_counter()
-    pool = _start_pool(cfg, log) if kind == "ray" else None
+    before = store_counts(cfg.execution.store_dir)
+    pool = _start_pool(cfg, log) if cfg.execution.executor == "ray" else None
+    opened = time.perf_counter() - start
     try:
-        reports = tune_trials(cfg, sweep, trials, kind, out, log)
+        reports, failures = tune_trials(cfg, sweep, trials, out, log)
     finally:
         if pool is not None:
-            pool.shutdown(stop_ray=False)
+            pool.close()
+    if not reports:
+        raise CLSimError(f"all {len(trials)} trials failed; nothing written, finished phases are in the store "
+                         f"(rerun to resume). First: {failures[0]['trial_id']}: {failures[0]['error']}")
     counts = sweep_counts(before, store_counts(cfg.execution.store_dir), reports)
     counts["wall_s"] = round(time.perf_counter() - start, 1)
     tables = sweep_tables(reports)
     paths = write_sweep(out, cfg, sweep, tables, counts)
-    log(f"{counts_line(counts)}; {counts['wall_s']} s")
-    return SweepResult(out, paths, counts, tables)
+    paths["failures"] = out / "failures.json"
+    atomic_write_json(paths["failures"], failures)
+    for f in failures:
+        log(f"trial {f['trial_id']} FAILED: {f['error']}")
+    overheads = sorted((x for r in reports for x in r.get("overheads", [])), reverse=True)  # start-up first
+    log(overhead_line(cfg, opened, overheads))
+    log(f"{counts_line(counts)}; {counts['wall_s']} s" + (f"; {len(failures)} trial(s) FAILED" if failures else ""))
+    return SweepResult(out, paths, counts, tables, failures)
 
 
 def _start_pool(cfg: Config, log: Log):
-    """The driver starts the phase pool once; trials find it by name; this driver stops it."""
-    from cl_sim.execution.ray_train import make_executor
-    from cl_sim.store import Store
+    """The driver starts the phase pool once; trials find it by name; `close()` stops it."""
     from cl_sim.tasks import load_tasks
 
-    return make_executor(cfg, Store(cfg.execution.store_dir), load_tasks(cfg), log=lambda m: log(f"  {m}"))
+    return open_executor(cfg, load_tasks(cfg), log=lambda m: log(f"  {m}"))

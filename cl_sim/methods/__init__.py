@@ -5,7 +5,7 @@ and says how every task it touches is now deployed.
 """
 from __future__ import annotations
 
-from cl_sim.config import TEACHER_METHODS
+from cl_sim.method_names import USES_ADAPTERS, USES_TEACHERS, check_supported
 from cl_sim.methods import adapter_distillation, finetune, fusion, head_only, i2i, sequential_ft, st_a
 from cl_sim.methods.base import Arrival, Deployed, MethodContext, Prior
 
@@ -18,8 +18,8 @@ METHODS = {
     "i2i": i2i.arrive,
     "adapter_distillation": adapter_distillation.arrive,
 }
-USES_TEACHERS = set(TEACHER_METHODS)
-USES_ADAPTERS = {"st_a", "fusion", "i2i", "adapter_distillation"}
+# the names (and which use teachers / adapters) live in cl_sim.method_names, a leaf module that
+# config and sweep import without the methods; tests/test_import_graph.py keeps the two in step
 
-
-__all__ = ["METHODS", "Arrival", "Deployed", "MethodContext", "Prior"]
+__all__ = ["METHODS", "USES_ADAPTERS", "USES_TEACHERS", "Arrival", "Deployed", "MethodContext", "Prior",
+           "check_supported"]

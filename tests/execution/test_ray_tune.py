@@ -6,6 +6,8 @@ cluster someone else started) and stops it with `ray.shutdown()`.
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -14,8 +16,8 @@ pytest.importorskip("ray")
 from cl_sim.config import load_config  # noqa: E402
 from cl_sim.errors import ConfigError  # noqa: E402
 from cl_sim.execution import ray_tune  # noqa: E402
-from cl_sim.sweep import (SweepConfig, grid, orderings, run_trial, store_counts, sweep_counts,  # noqa: E402
-                          trial_id, trials_for)
+from cl_sim.execution.trial import FAIL_ENV, run_trial  # noqa: E402
+from cl_sim.sweep import SweepConfig, grid, orderings, store_counts, sweep_counts, trial_id, trials_for  # noqa: E402
 
 TASKS4 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_test: 16}}" for f in "abcd") + "]"
 
@@ -23,13 +25,13 @@ TASKS4 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_t
 def tiny_cfg(store_dir, tasks=TASKS4, *overrides):
     return load_config(None, ["backbone.name=tiny-bert", "backbone.max_length=24", "training.epochs=1",
                               "training.batch_size=16", "training.threads=1", f"tasks={tasks}",
-                              f"execution.store_dir={store_dir}", *overrides])
+                              "execution.executor=local", f"execution.store_dir={store_dir}", *overrides])
 
 
 def sweep_all_orderings(cfg, method: str) -> dict:
     """Every ordering of the tasks with `method`, trial by trial, on one store: the counts."""
     base, before = cfg.to_dict(), store_counts(cfg.execution.store_dir)
-    reports = [run_trial(base, p, "local", threads=1, log=lambda m: None)
+    reports = [run_trial(base, p, threads=1, log=lambda m: None)
                for p in grid(ordering=orderings([t.name for t in cfg.tasks]), method=[method], seed=[0])]
     assert len(reports) == 24
     return sweep_counts(before, store_counts(cfg.execution.store_dir), reports)
@@ -110,3 +112,30 @@ def test_tune_sweep_end_to_end_then_rerun_reuses_everything(tmp_path):
     assert again.counts["trained"] == {} and again.counts["store_new"] == {}
     for name in ("tasks", "matrix", "trials"):
         pd.testing.assert_frame_equal(pd.read_parquet(first.paths[name]), pd.read_parquet(again.paths[name]))
+
+
+@pytest.mark.ray
+def test_trials_report_each_arrival_to_tune_and_a_failed_trial_keeps_the_others(tmp_path, monkeypatch):
+    import ray
+
+    tasks2 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_test: 16}}" for f in "ab") + "]"
+    cfg = tiny_cfg(tmp_path / "store", tasks2, f"output.dir={tmp_path / 'out'}")
+    sweep = SweepConfig(name="f", methods=("st_a",))
+    trials = trials_for(cfg, sweep)  # a>b and b>a
+    monkeypatch.setenv(FAIL_ENV, "st_a-s0-b>a")  # read in the trial processes Ray starts below
+    try:
+        ray.init(num_cpus=2, include_dashboard=False)
+        res = ray_tune.run_sweep(cfg, sweep, trials, log=lambda m: None)
+    finally:
+        ray.shutdown()
+    tasks = pd.read_parquet(res.paths["tasks"])
+    assert list(tasks["trial_id"].unique()) == ["st_a-s0-a>b"] and len(tasks) == 2
+    assert [f["trial_id"] for f in res.failures] == ["st_a-s0-b>a"]
+    assert "failed on purpose" in res.failures[0]["error"]
+    assert json.loads(res.paths["failures"].read_text()) == res.failures
+    # Tune's own JSON logger saw every arrival as it happened, then the trial's summary
+    [log] = list((tmp_path / "out" / "f" / "tune" / "f").glob("*trial=st_a-s0-a_b*/result.json"))
+    results = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r.get("task") for r in results] == ["a", "b", None]
+    assert results[1]["arrival"] == 2 and 0.0 <= results[1]["avg_seen"] <= 1.0
+    assert results[-1]["phases_trained"] > 0 and "avg_accuracy" in results[-1]

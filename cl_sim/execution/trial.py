@@ -1,0 +1,98 @@
+"""One sweep trial, run end to end (with or without Tune): trial config -> executor -> stream.
+
+    out = run_trial(cfg.to_dict(), {"ordering": ("a", "b"), "method": "i2i", "seed": 0})
+    out["rows"]["tasks"]            # + trial_id, summary, trained / reused by kind, overheads
+
+Phases go through `open_executor` with the trial's config (the driver resolved it: `executor`
+local or ray, the pool's shape). A phase key is trained once: the store actor's claims (Ray), or
+a file lock per key in the store folder (local trials in several processes; on several nodes
+that folder must be shared storage).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections import Counter
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Callable, Optional
+
+from cl_sim.execution.base import Log, open_executor
+from cl_sim.sweep import ROW_TABLES, trial_columns, trial_config, trial_id
+
+# Test hook: a trial whose id equals this variable's value fails before it trains anything.
+FAIL_ENV = "CL_SIM_TEST_FAIL_TRIAL"
+
+
+@contextlib.contextmanager
+def _key_lock(folder: Path, key: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # the kernel drops it when a process dies: a killed trial blocks nobody
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class CountingExecutor:
+    """Wraps an executor: counts phases trained / reused per kind; with `lock_dir`, trials in other
+    processes wait for each other per key instead of training one phase twice."""
+
+    def __init__(self, inner, lock_dir: Optional[Path] = None):
+        self.inner, self.store, self.lock_dir = inner, inner.store, lock_dir
+        self.trained: Counter = Counter()
+        self.reused: Counter = Counter()
+
+    def run(self, phase) -> str:
+        with _key_lock(self.lock_dir, phase.key()) if self.lock_dir else contextlib.nullcontext():
+            before = self.inner.trained
+            key = self.inner.run(phase)
+            (self.trained if self.inner.trained > before else self.reused)[phase.kind] += 1
+        return key
+
+    def submit(self, phase) -> Future:
+        """Runs now: counting compares the inner counters before and after, one phase at a time."""
+        done: Future = Future()
+        done.set_result(self.run(phase))
+        return done
+
+    def evaluate(self, dep, task):
+        return self.inner.evaluate(dep, task)
+
+    def close(self) -> None:
+        self.inner.close()  # a trial's Ray executor only detaches: the driver owns the pool
+
+
+def make_trial_executor(cfg, tasks: dict, threads: int, log: Log) -> CountingExecutor:
+    """The trial's executor (`execution.executor` local or ray), counting what it trains."""
+    inner = open_executor(cfg, tasks, threads, log=log)
+    lock_dir = inner.store.root / "locks" if cfg.execution.executor != "ray" else None
+    return CountingExecutor(inner, lock_dir=lock_dir)
+
+
+def run_trial(base: dict, params: dict, threads: int = 1, log: Log = print,
+              report: Optional[Callable[[dict], None]] = None) -> dict:
+    """Run one trial: {trial_id, summary, trained, reused (by kind), overheads, rows (per table)}.
+
+    `report` gets one dict of metrics per arrival (Tune's `tune.report`)."""
+    from cl_sim.simulate import run_stream
+    from cl_sim.tasks import load_tasks
+
+    cfg, tid = trial_config(base, params), trial_id(params)
+    if os.environ.get(FAIL_ENV) == tid:
+        raise RuntimeError(f"trial {tid} failed on purpose ({FAIL_ENV})")
+    tagged = lambda m: log(f"[{tid}] {m}")  # noqa: E731
+    tasks = load_tasks(cfg)
+    executor = make_trial_executor(cfg, tasks, threads, tagged)
+    try:
+        rec = run_stream(cfg, tasks, executor, params.get("ordering") or cfg.stream.ordering, run_id=tid, log=tagged,
+                         on_arrival=report)
+    finally:
+        executor.close()
+    ident = trial_columns(cfg, params)
+    rows = {name: [{**ident, **r} for r in getattr(rec, name)] for name in ROW_TABLES}
+    return {"trial_id": tid, "summary": rec.summary, "trained": dict(executor.trained),
+            "reused": dict(executor.reused), "overheads": list(getattr(executor.inner, "overheads", [])),
+            "rows": rows}
