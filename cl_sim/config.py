@@ -76,8 +76,10 @@ class FusionConfig:
     value_reg: float = 1e-2  # L2 pull of V toward identity (kept on by default, SPEC §8)
     grad_accum: int = 1
     record_attention: bool = True
+    placement: str = "ffn"  # fusion after the FFN adapters (the paper's place) or at `all` adapter slots
 
     def __post_init__(self):
+        _choice("method.fusion.placement", self.placement, ("ffn", "all"))
         _positive("method.fusion.lr", self.lr)
         if self.head_lr is not None:
             _positive("method.fusion.head_lr", self.head_lr)
