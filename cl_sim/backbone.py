@@ -51,37 +51,61 @@ def build_tiny(arch: str, vocab_size: int = 30522, seed: int = 0) -> torch.nn.Mo
     return model.eval()
 
 
-@functools.lru_cache(maxsize=4)
-def load_tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    source = minilm_path() if name == "minilm" or name in TINY else _resolve(name)
-    return AutoTokenizer.from_pretrained(str(source))
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` as the Hugging Face libraries read it: hub ids come from the local cache only."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _resolve(name: str) -> str:
-    if name == "minilm":
-        return str(minilm_path())
+def _resolve(name: str) -> tuple[str, bool]:
+    """(where to load from, whether it is a local folder)."""
+    if name == "minilm" or name in TINY:
+        return str(minilm_path()), True
     local = Path(os.path.expanduser(name))
     if local.exists():
         if not (local / "config.json").is_file():
             raise ConfigError(f"backbone.name: {local} has no config.json (not a transformers model folder)")
-        return str(local)
-    return name  # a hub id; loading fails with a clear message when offline
+        return str(local), True
+    return name, False  # a hub id: the local cache, then the hub unless HF_HUB_OFFLINE is set
+
+
+def _load_error(name: str, local: bool, what: str, exc: Exception) -> ConfigError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if local:
+        return ConfigError(f"backbone.name: cannot load the {what} in {name} ({reason})")
+    where = ("it is not in the Hugging Face cache and HF_HUB_OFFLINE is set" if hub_offline()
+             else "it is neither a local folder nor downloadable from the Hugging Face hub")
+    return ConfigError(f"backbone.name: cannot load '{name}': {where} ({reason})")
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    source, local = _resolve(name)
+    try:
+        return AutoTokenizer.from_pretrained(source, local_files_only=local or hub_offline())
+    except Exception as exc:  # noqa: BLE001 - the hub client and tokenizers raise many types; report one
+        raise _load_error(name, local, "tokenizer", exc) from None
 
 
 def load_backbone(name: str):
-    """Return (frozen encoder in eval mode, tokenizer) for `backbone.name`."""
+    """Return (frozen encoder in eval mode, tokenizer) for `backbone.name`.
+
+    Raises:
+        ConfigError: a folder without a loadable model, or a hub id that is neither cached nor
+            downloadable (with `HF_HUB_OFFLINE` set, only the cache is tried).
+    """
     from transformers import AutoModel
 
     tokenizer = load_tokenizer(name)
     if name in TINY:
         model = build_tiny(TINY[name], vocab_size=len(tokenizer))
     else:
+        source, local = _resolve(name)
         try:
-            model = AutoModel.from_pretrained(_resolve(name))
-        except OSError as exc:
-            raise ConfigError(f"backbone.name: cannot load '{name}' ({str(exc).splitlines()[0]})") from None
+            model = AutoModel.from_pretrained(source, local_files_only=local or hub_offline())
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError, ...: report one
+            raise _load_error(name, local, "model", exc) from None
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval(), tokenizer

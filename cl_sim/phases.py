@@ -63,6 +63,7 @@ class Phase:
     head_lr: Optional[float] = None  # None = lr (fusion phases: training.lr, see FusionConfig)
     fusion: Optional[dict] = None  # FusionConfig fields (fusion phases)
     distill: Optional[dict] = None  # DistillConfig fields (distill phases)
+    eval_batch_size: int = 128  # dev score here, test scores of deployments whose head this phase trains
 
     def key(self) -> str:
         blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)

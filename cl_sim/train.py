@@ -84,7 +84,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     model.eval()
     record = phase.kind == "fusion" and phase.fusion.get("record_attention", True)
     dev_score = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,
-                               record_attention=record)
+                               record_attention=record, batch_size=phase.eval_batch_size)
     return PhaseOutput(
         states=output_states(phase, model),
         metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
@@ -125,12 +125,12 @@ def predict(model: AdaptedModel, data, kind: str, head: str, pad_id: int, device
 
 
 def evaluate_model(model: AdaptedModel, task: Task, split: str, tokenizer, max_length: int, head: str,
-                   device: str = "cpu", record_attention: bool = False) -> float:
+                   device: str = "cpu", record_attention: bool = False, batch_size: int = 128) -> float:
     data = encoded(task, split, tokenizer, max_length)
     for slot in model.slots.values():
         slot.recording_attention = record_attention
         slot.attention, slot.attention_count = {}, {}
-    pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device)
+    pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device, batch_size)
     for slot in model.slots.values():
         slot.recording_attention = False
     return float(metric_score(task.metric, task.splits[split].labels, pred))
@@ -174,5 +174,5 @@ def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str]
         model.set_active("a")
     model.to(device).eval()
     score = evaluate_model(model, task, split, tokenizer, head_phase["max_length"], "head", device,
-                           record_attention=bool(dep.fusion))
+                           record_attention=bool(dep.fusion), batch_size=head_phase.get("eval_batch_size", 128))
     return score, attention_of(model, "fusion") if dep.fusion else None
