@@ -96,7 +96,9 @@ def load_backbone(name: str):
             downloadable (with `HF_HUB_OFFLINE` set, only the cache is tried).
     """
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load: noise, and not one error line
     tokenizer = load_tokenizer(name)
     if name in TINY:
         model = build_tiny(TINY[name], vocab_size=len(tokenizer))

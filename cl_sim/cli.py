@@ -58,16 +58,16 @@ def print_run(rec, out: Path) -> None:
 
 def cmd_run(args: list[str]) -> int:
     from cl_sim.execution.local import LocalExecutor, local_device
+    from cl_sim.preflight import preflight
     from cl_sim.results import run_dir, write_run
     from cl_sim.simulate import run_stream
     from cl_sim.store import Store
-    from cl_sim.tasks import load_tasks
     from cl_sim.config import ordering
 
     cfg = _load(args)
     if cfg.execution.executor == "ray":
         from cl_sim.execution.ray_train import make_executor
-    tasks = load_tasks(cfg)
+    tasks = preflight(cfg)  # everything validate rejects, before the store or results folder exists
     store = Store(cfg.execution.store_dir)
     start = time.perf_counter()
     if cfg.execution.executor == "ray":
@@ -87,14 +87,14 @@ def cmd_run(args: list[str]) -> int:
 
 
 def cmd_validate(args: list[str]) -> int:
-    from cl_sim.tasks import load_tasks
+    from cl_sim.preflight import preflight
 
     cfg = _load(args)
-    tasks = load_tasks(cfg)
+    tasks = preflight(cfg)
     for t in tasks.values():
         sizes = ", ".join(f"{k} {len(v)}" for k, v in t.splits.items())
         print(f"ok  {t.name}: {t.kind}, {t.num_labels} labels, metric {t.metric} ({sizes})")
-    print(f"config ok: method {cfg.method.name}, {len(tasks)} tasks")
+    print(f"config ok: method {cfg.method.name}, {len(tasks)} tasks, backbone {cfg.backbone.name}")
     return 0
 
 

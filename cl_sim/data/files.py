@@ -317,12 +317,15 @@ def task_from_tables(
         if not texts:
             raise DataError(f"task {name!r}: the {split} split is empty")
         raw[split] = (texts, labels, where)
+    if label_type == "classification":
+        _one_value(name, raw["train"][1], "label")
     names = _label_names(name, raw, text_columns, label_type, label_names)
     splits = {
         split: Split(tuple(texts), _encode_labels(labels, where, label_type, names, name))
         for split, (texts, labels, where) in raw.items()
     }
-    _check_train_labels(name, splits["train"].labels, label_type, names)
+    if label_type == "regression":
+        _one_value(name, splits["train"].labels.tolist(), "target")
     if "dev" not in splits and dev_from_train > 0:
         splits["train"], splits["dev"] = carve_dev(splits["train"], dev_from_train, name)
     return Task(name, label_type, names, metric, splits, tenant)
@@ -342,15 +345,12 @@ def _empty_texts(name: str, split: str, texts: list, labels: list, where: tuple,
     return [texts[i] for i in keep], [labels[i] for i in keep], tuple(where[i] for i in keep)
 
 
-def _check_train_labels(name: str, labels, kind: str, names: tuple) -> None:
+def _one_value(name: str, labels: list, what: str) -> None:
     """A single training class (or constant regression targets) leaves nothing to learn or score."""
-    distinct = sorted(set(labels.tolist()))
-    if kind == "classification" and len(distinct) < 2:
-        raise DataError(f"task {name!r}: every train row has label {names[distinct[0]]!r} ({len(labels)} rows); "
-                        "a classification task needs at least two classes in train")
-    if kind == "regression" and len(distinct) < 2:
-        raise DataError(f"task {name!r}: every train target is {distinct[0]:g} ({len(labels)} rows); "
-                        "the correlation metrics are undefined for constant targets")
+    if len(set(labels)) == 1:
+        need = "two classes" if what == "label" else "two different targets (correlations are undefined otherwise)"
+        raise DataError(f"task {name!r}: every train row has {what} {labels[0]!r} ({len(labels)} rows); "
+                        f"a task needs at least {need} in train")
 
 
 def _label_names(name: str, raw: dict, text_columns: list, kind: str, given) -> tuple[str, ...]:
