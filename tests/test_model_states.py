@@ -144,3 +144,27 @@ def test_head_of_another_size_is_rejected():
     model.add_head("three", "classification", 3)
     with pytest.raises(StoreError, match="head"):
         model.load_head("two", model.head_state("three"))
+
+
+def test_eval_batch_size_is_used_for_dev_and_test_scores(tmp_path, monkeypatch):
+    import cl_sim.train as train_module
+
+    cfg = load_config(None, ["backbone.name=tiny-bert", "backbone.max_length=32", "training.epochs=1",
+                             "training.batch_size=16", "training.eval_batch_size=5"])
+    task = make_synthetic_task("t", "a", **TINY_TASK)
+    phase = MethodContext(cfg, task, run=lambda p: p.key()).phase("adapter")
+    assert phase.eval_batch_size == 5
+    sizes = []  # batch sizes of every prediction pass (unshuffled iteration)
+    real = train_module.iterate
+
+    def spy(data, batch_size, shuffle, **kwargs):
+        if not shuffle:
+            sizes.append(batch_size)
+        return real(data, batch_size, shuffle=shuffle, **kwargs)
+
+    monkeypatch.setattr(train_module, "iterate", spy)
+    store = Store(tmp_path)
+    out = run_phase(phase, task, store)  # dev score
+    store.put("p", out.states, {"phase": phase.to_dict(), "metrics": out.metrics})
+    evaluate_deployed(Deployed(head="p", adapter="p"), task, Store(tmp_path))  # test score
+    assert sizes == [5, 5]

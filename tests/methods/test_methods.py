@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+import cl_sim.train as train_module
 from cl_sim.adapters.fusion import Fusion
-from cl_sim.config import load_config, ordering
+from cl_sim.config import AdapterConfig, load_config, ordering
+from cl_sim.data.tokenize import iterate
 from cl_sim.execution.local import LocalExecutor
 from cl_sim.methods import Deployed
+from cl_sim.model import AdaptedModel
+from cl_sim.phases import Phase, _add_fused_teacher, encoded, fresh_backbone
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -96,12 +100,28 @@ def test_fusion_with_identity_values_and_equal_attention_is_the_mean():
     assert f.value_reg().item() == 0.0
 
 
-def test_reloaded_fusion_adapter_and_head_predict_exactly_as_before(transfer_runs, tmp_path):
-    rec, ex = transfer_runs["fusion"]
-    dep = Deployed(head=rec.tasks[-1]["phase_keys"].split(",")[-1], fusion=rec.tasks[-1]["phase_keys"].split(",")[-1])
-    tasks = ex.tasks
-    before = evaluate_deployed(dep, tasks["small"], ex.store)
-    fresh = Store(ex.store.root)  # no in-memory cache: states come back from safetensors
-    after = evaluate_deployed(dep, tasks["small"], fresh)
-    assert before[0] == after[0] == rec.R[-1, -1]
-    np.testing.assert_array_equal(np.asarray(before[1]), np.asarray(after[1]))
+@pytest.mark.parametrize("adapter", ["pfeiffer", "houlsby"])  # houlsby: fusion after the FFN only, by default
+def test_reloaded_fusion_predicts_exactly_as_the_trained_model(tmp_path, monkeypatch, adapter):
+    rec, ex = run("fusion", tmp_path, "training.epochs=2", f"adapter.kind={adapter}")
+    key = rec.tasks[-1]["phase_keys"].split(",")[-1]
+    phase, task = Phase.from_dict(ex.store.meta(key)["phase"]), ex.tasks["small"]
+    trained = {}  # the model as training left it, before anything went through the store
+    keep = train_module.output_states
+    monkeypatch.setattr(train_module, "output_states", lambda p, m: keep(p, trained.setdefault("model", m)))
+    out = train_module.run_phase(phase, task, ex.store)  # the same phase again: same seed, same weights
+
+    fresh = Store(ex.store.root)  # no in-memory cache: states come back from the safetensors files
+    stored = fresh.states(key)
+    for group in ("fusion", "head"):
+        assert stored[group].keys() == out.states[group].keys()
+        assert all(torch.equal(stored[group][k], out.states[group][k]) for k in stored[group])
+    reloaded = AdaptedModel(fresh_backbone(phase.backbone)[0], AdapterConfig(**phase.adapter), phase.pooling)
+    reloaded.add_head("head", task.kind, task.num_labels)
+    reloaded.set_active(_add_fused_teacher(reloaded, key, fresh, "head"))
+    tokenizer = fresh_backbone(phase.backbone)[1]
+    data = encoded(task, "test", tokenizer, phase.max_length)
+    batch = next(iter(iterate(data, len(data), shuffle=False, seed=0, pad_id=tokenizer.pad_token_id)))
+    with torch.no_grad():
+        want, got = trained["model"].eval()(batch, "head"), reloaded.eval()(batch, "head")
+    assert torch.equal(got, want)
+    assert evaluate_deployed(Deployed(head=key, fusion=key), task, fresh)[0] == rec.R[-1, -1]
