@@ -51,65 +51,63 @@ def build_tiny(arch: str, vocab_size: int = 30522, seed: int = 0) -> torch.nn.Mo
     return model.eval()
 
 
-@functools.lru_cache(maxsize=4)
-def load_tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    source = minilm_path() if name == "minilm" or name in TINY else _resolve(name)
-    try:
-        return AutoTokenizer.from_pretrained(str(source), local_files_only=_offline())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"backbone.name: cannot load the tokenizer of '{name}' ({str(exc).splitlines()[0][:120]})") from None
+def hub_offline() -> bool:
+    """`HF_HUB_OFFLINE` as the Hugging Face libraries read it: hub ids come from the local cache only."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _resolve(name: str) -> str:
-    if name == "minilm":
-        return str(minilm_path())
+def _resolve(name: str) -> tuple[str, bool]:
+    """(where to load from, whether it is a local folder)."""
+    if name == "minilm" or name in TINY:
+        return str(minilm_path()), True
     local = Path(os.path.expanduser(name))
     if local.exists():
         if not (local / "config.json").is_file():
             raise ConfigError(f"backbone.name: {local} has no config.json (not a transformers model folder)")
-        return str(local)
-    return name  # a hub id; loading fails with a clear message when offline
+        return str(local), True
+    return name, False  # a hub id: the local cache, then the hub unless HF_HUB_OFFLINE is set
 
 
-def _offline() -> bool:
-    """Hub downloads only when the user turns them on (HF_HUB_OFFLINE=0): the default machine has
-    no route to the hub, and a silent multi-minute network timeout is worse than a clear error."""
-    return os.environ.get("HF_HUB_OFFLINE", "1").lower() not in ("0", "false", "no")
+def _load_error(name: str, local: bool, what: str, exc: Exception) -> ConfigError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if local:
+        return ConfigError(f"backbone.name: cannot load the {what} in {name} ({reason})")
+    where = ("it is not in the Hugging Face cache and HF_HUB_OFFLINE is set" if hub_offline()
+             else "it is neither a local folder nor downloadable from the Hugging Face hub")
+    return ConfigError(f"backbone.name: cannot load '{name}': {where} ({reason})")
 
 
-def check_backbone(name: str) -> None:
-    """Fail before anything trains or is written when `backbone.name` cannot be loaded (neither a
-    local model folder nor in the offline Hugging Face cache) or is an unsupported encoder type."""
-    if name in TINY or name == "minilm":
-        return
-    from transformers import AutoConfig
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
 
-    from cl_sim.adapters.inject import check_model_type
-
-    source = _resolve(name)
+    source, local = _resolve(name)
     try:
-        config = AutoConfig.from_pretrained(source, local_files_only=_offline())
-    except (OSError, ValueError) as exc:
-        where = "a local model folder" if Path(source).exists() else "a local folder nor in the offline hub cache"
-        raise ConfigError(f"backbone.name: cannot load '{name}': not {where} "
-                          f"({str(exc).splitlines()[0][:120]})") from None
-    check_model_type(config.model_type)
+        return AutoTokenizer.from_pretrained(source, local_files_only=local or hub_offline())
+    except Exception as exc:  # noqa: BLE001 - the hub client and tokenizers raise many types; report one
+        raise _load_error(name, local, "tokenizer", exc) from None
 
 
 def load_backbone(name: str):
-    """Return (frozen encoder in eval mode, tokenizer) for `backbone.name`."""
-    from transformers import AutoModel
+    """Return (frozen encoder in eval mode, tokenizer) for `backbone.name`.
 
+    Raises:
+        ConfigError: a folder without a loadable model, or a hub id that is neither cached nor
+            downloadable (with `HF_HUB_OFFLINE` set, only the cache is tried).
+    """
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load: noise, and not one error line
     tokenizer = load_tokenizer(name)
     if name in TINY:
         model = build_tiny(TINY[name], vocab_size=len(tokenizer))
     else:
+        source, local = _resolve(name)
         try:
-            model = AutoModel.from_pretrained(_resolve(name), local_files_only=_offline())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"backbone.name: cannot load '{name}' ({str(exc).splitlines()[0]})") from None
+            model = AutoModel.from_pretrained(source, local_files_only=local or hub_offline())
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError, ...: report one
+            raise _load_error(name, local, "model", exc) from None
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval(), tokenizer

@@ -59,20 +59,11 @@ def print_run(rec, out: Path) -> None:
     console.print(f"results: {out}")
 
 
-def preflight(cfg) -> dict:
-    """Everything `run` would reject, checked before anything trains or is written: the config
-    (already, by loading it), the backbone, and every task's data. Returns the tasks."""
-    from cl_sim.backbone import check_backbone
-    from cl_sim.tasks import load_tasks
-
-    check_backbone(cfg.backbone.name)
-    return load_tasks(cfg)
-
-
 def cmd_run(args: list[str]) -> int:
     from cl_sim.config import ordering
     from cl_sim.execution import open_executor, resolve
     from cl_sim.execution.base import overhead_line
+    from cl_sim.preflight import preflight
     from cl_sim.results import run_dir, write_run
     from cl_sim.simulate import run_stream
 
@@ -80,7 +71,7 @@ def cmd_run(args: list[str]) -> int:
     cfg = _load([a for a in args if a != "--local"])
     if local:
         cfg = cfg.replace(execution=dataclasses.replace(cfg.execution, executor="local"))
-    tasks = preflight(cfg)
+    tasks = preflight(cfg)  # everything validate rejects, before the store or results folder exists
     from cl_sim.store import Store
     from cl_sim.store_admin import foreign_note
 
@@ -106,12 +97,14 @@ def cmd_run(args: list[str]) -> int:
 
 
 def cmd_validate(args: list[str]) -> int:
+    from cl_sim.preflight import preflight
+
     cfg = _load(args)
     tasks = preflight(cfg)
     for t in tasks.values():
         sizes = ", ".join(f"{k} {len(v)}" for k, v in t.splits.items())
         print(f"ok  {t.name}: {t.kind}, {t.num_labels} labels, metric {t.metric} ({sizes})")
-    print(f"config ok: method {cfg.method.name}, {len(tasks)} tasks")
+    print(f"config ok: method {cfg.method.name}, {len(tasks)} tasks, backbone {cfg.backbone.name}")
     return 0
 
 

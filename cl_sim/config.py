@@ -28,10 +28,17 @@ def _choice(key: str, value: Any, choices: tuple) -> None:
 
 
 def _positive(key: str, value: float, allow_zero: bool = False) -> None:
-    if not math.isfinite(value):
-        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):  # YAML reads .nan and .inf
         raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def _fraction(key: str, value: float, low_open: bool = True, high_open: bool = False) -> None:
+    """value in (0, 1] by default; the flags open or close either end."""
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if not (low_ok and high_ok):  # NaN fails both
+        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise ConfigError(f"{key}: must be in {interval}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -79,15 +86,17 @@ class FusionConfig:
     value_reg: float = 1e-2  # L2 pull of V toward identity (kept on by default, SPEC §8)
     grad_accum: int = 1
     record_attention: bool = True
+    placement: str = "ffn"  # fusion after the FFN adapters (the paper's place) or at `all` adapter slots
 
     def __post_init__(self):
+        _choice("method.fusion.placement", self.placement, ("ffn", "all"))
         _positive("method.fusion.lr", self.lr)
+        _positive("method.fusion.value_init_noise", self.value_init_noise, allow_zero=True)
         if self.head_lr is not None:
             _positive("method.fusion.head_lr", self.head_lr)
         _positive("method.fusion.epochs", self.epochs, allow_zero=True)
         _positive("method.fusion.value_reg", self.value_reg, allow_zero=True)
         _positive("method.fusion.grad_accum", self.grad_accum)
-        _positive("method.fusion.value_init_noise", self.value_init_noise, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -134,8 +143,10 @@ class MethodConfig:
         _choice("method.i2i_variant", self.i2i_variant, ("FF", "FL", "LL"))
         if self.teacher_count is not None and self.teacher_count < 0:
             raise ConfigError(f"method.teacher_count: must be >= 0 or null, got {self.teacher_count}")
-        if not 0.0 < self.low_shot_fraction <= 1.0:
-            raise ConfigError(f"method.low_shot_fraction: must be in (0, 1], got {self.low_shot_fraction}")
+        _fraction("method.low_shot_fraction", self.low_shot_fraction)
+        if self.kt_reference == "sequential_ft":  # simulate.reference_scores: no per-task reference
+            raise ConfigError("method.kt_reference: 'sequential_ft' is order-dependent and gives no single-task "
+                              "reference score, so every KT would be undefined; use st_a or finetune")
 
 
 @dataclass(frozen=True)
@@ -166,6 +177,7 @@ class TaskConfig:
     label_type: str = "classification"
     metric: str = "accuracy"
     dev_from_train: float = 0.0  # carve a dev split out of train when the source has none
+    drop_empty_text: bool = False  # rows with an empty text segment: an error, or (true) dropped and counted
     hf_path: str = ""
     hf_config: Optional[str] = None
     hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "dev": "validation"})
@@ -179,15 +191,16 @@ class TaskConfig:
             _choice(f"{key}.dataset", self.dataset or self.name, tuple(SHARED_TASKS))
         _choice(f"{key}.label_type", self.label_type, ("classification", "regression", "multiple_choice"))
         _choice(f"{key}.metric", self.metric, ("accuracy", "f1", "matthews", "pearson", "spearman"))
-        for size in ("n_train", "n_dev", "n_test", "n_signal_words"):
-            _positive(f"{key}.{size}", getattr(self, size))
-        _positive(f"{key}.n_filler_words", self.n_filler_words, allow_zero=True)
-        if self.n_classes < 2:
-            raise ConfigError(f"{key}.n_classes: must be >= 2, got {self.n_classes}")
-        if not 0.0 <= self.dev_from_train < 1.0:
-            raise ConfigError(f"{key}.dev_from_train: must be in [0, 1), got {self.dev_from_train}")
-        if not 0.0 <= self.relatedness <= 1.0:
-            raise ConfigError(f"{key}.relatedness: must be in [0, 1], got {self.relatedness}")
+        _fraction(f"{key}.relatedness", self.relatedness, low_open=False)
+        _fraction(f"{key}.dev_from_train", self.dev_from_train, low_open=False, high_open=True)
+        if self.source == "synthetic":
+            for size in ("n_train", "n_dev", "n_signal_words", "n_filler_words"):  # every phase scores dev
+                _positive(f"{key}.{size}", getattr(self, size))
+            _positive(f"{key}.n_test", self.n_test, allow_zero=True)
+            if self.n_classes < 2:
+                raise ConfigError(f"{key}.n_classes: a classification task needs at least 2, got {self.n_classes}")
+        if self.source in ("file", "hf") and not self.label_column:
+            raise ConfigError(f"{key}.label_column: must name a column")
         if self.source == "file" and "train" not in self.paths:
             raise ConfigError(f"{key}.paths: a file task needs at least a 'train' path")
         if self.source in ("file", "hf") and not self.text_columns:
@@ -220,6 +233,7 @@ class StreamConfig:
 
     def __post_init__(self):
         _choice("stream.kind", self.kind, ("ordering", "poisson"))
+        _positive("stream.seed", self.seed, allow_zero=True)
         _positive("stream.horizon", self.horizon)
         _positive("stream.rate", self.rate)
         _choice("stream.pool", self.pool, ("tenant", "shared"))
@@ -252,11 +266,11 @@ class TrainingConfig:
             _positive(f"training.{key}", getattr(self, key))
         _positive("training.lr", self.lr)
         _positive("training.finetune_lr", self.finetune_lr)
-        _positive("training.threads", self.threads, allow_zero=True)
         _positive("training.weight_decay", self.weight_decay, allow_zero=True)
-        _positive("training.seed", self.seed, allow_zero=True)
+        _positive("training.seed", self.seed, allow_zero=True)  # numpy generators take no negative seeds
         if self.max_train_examples is not None:
             _positive("training.max_train_examples", self.max_train_examples)
+        _positive("training.threads", self.threads, allow_zero=True)
         _choice("training.precision", self.precision, ("fp32", "bf16"))
 
 
@@ -279,12 +293,20 @@ class ExecutionConfig:
         _positive("execution.slots", self.slots, allow_zero=True)
         _positive("execution.cpus_per_worker", self.cpus_per_worker, allow_zero=True)
         _positive("execution.max_failures", self.max_failures, allow_zero=True)
+        if not self.store_dir:
+            raise ConfigError("execution.store_dir: must name a folder")
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     dir: str = "runs"
     name: str = ""  # empty = derived from the config hash
+
+    def __post_init__(self):
+        if not self.dir:
+            raise ConfigError("output.dir: must name a folder")
+        if self.name in (".", "..") or any(c in self.name for c in "/\\"):
+            raise ConfigError(f"output.name: must be one folder name (no path), got {self.name!r}")
 
 
 @dataclass(frozen=True)

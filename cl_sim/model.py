@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from cl_sim.adapters.inject import Active, AdapterSlot, Fuse, inject_slots, new_adapter, new_fusion
+from cl_sim.adapters.inject import Active, AdapterSlot, Fuse, fusion_slots, inject_slots, new_adapter, new_fusion
 from cl_sim.adapters.modules import Head
 from cl_sim.backbone import hidden_size
 from cl_sim.config import AdapterConfig
@@ -37,8 +37,9 @@ class AdaptedModel(nn.Module):
             slot.cl_adapters[name] = new_adapter(a.kind, self.hidden, a.reduction_factor, a.rank, a.non_linearity,
                                                   a.bottleneck)
 
-    def add_fusion(self, name: str, value_init_noise: float = 1e-3) -> None:
-        for slot in self.slots.values():
+    def add_fusion(self, name: str, value_init_noise: float = 1e-3, placement: str = "ffn") -> None:
+        """A fusion layer at the slots of `placement` (`ffn` or `all`, see `fusion_slots`)."""
+        for slot in fusion_slots(self.slots, placement).values():
             slot.cl_fusion[name] = new_fusion(self.hidden, value_init_noise)
 
     def add_head(self, name: str, kind: str, num_labels: int) -> None:
@@ -49,7 +50,7 @@ class AdaptedModel(nn.Module):
             slot.active = active
 
     def fusion_modules(self, name: str) -> list[nn.Module]:
-        return [slot.cl_fusion[name] for slot in self.slots.values()]
+        return [slot.cl_fusion[name] for slot in self.slots.values() if name in slot.cl_fusion]
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: dict) -> torch.Tensor:
@@ -74,15 +75,20 @@ class AdaptedModel(nn.Module):
         return out
 
     # ------------------------------------------------------------------ states
+    def _holding(self, attr: str, name: str) -> dict[str, AdapterSlot]:
+        """The slots that hold module `name` (every slot for adapters; fusion may skip some)."""
+        return {n: s for n, s in self.slots.items() if name in getattr(s, attr)}
+
     def _collect(self, attr: str, name: str) -> dict[str, torch.Tensor]:
         state = {}
-        for slot_name, slot in self.slots.items():
+        for slot_name, slot in self._holding(attr, name).items():
             for k, v in getattr(slot, attr)[name].state_dict().items():
                 state[f"{slot_name}.{k}"] = v.detach().clone()
         return state
 
     def _load(self, attr: str, name: str, state: dict[str, torch.Tensor]) -> None:
-        for slot_name, slot in self.slots.items():
+        holding = self._holding(attr, name)
+        for slot_name, slot in holding.items():
             module = getattr(slot, attr)[name]
             prefix = f"{slot_name}."
             part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -96,7 +102,7 @@ class AdaptedModel(nn.Module):
                     raise StoreError(f"{attr[3:]} state shape {tuple(v.shape)} for '{prefix}{k}' does not match "
                                      f"the backbone's {tuple(expected[k].shape)} (another backbone or adapter size?)")
             module.load_state_dict(part)
-        known = {f"{s}." for s in self.slots}
+        known = {f"{s}." for s in holding}
         stray = [k for k in state if not any(k.startswith(p) for p in known)]
         if stray:
             raise StoreError(f"{attr[3:]} state has keys for slots this model lacks, e.g. '{stray[0]}'")

@@ -24,9 +24,10 @@ def load_task(tc: TaskConfig, data_root: str | None, seed: int) -> Task:
     if tc.source == "file":
         return load_file_task(tc.name, dict(tc.paths), list(tc.text_columns), tc.label_column, tc.label_type,
                               tc.metric, tc.format, tc.header, tc.tenant, data_root,
-                              dev_from_train=tc.dev_from_train)
+                              dev_from_train=tc.dev_from_train, drop_empty_text=tc.drop_empty_text)
     return load_hf_task(tc.name, tc.hf_path, tc.hf_config, list(tc.text_columns), tc.label_column,
-                        dict(tc.hf_splits), tc.label_type, tc.metric, tc.tenant, dev_from_train=tc.dev_from_train)
+                        dict(tc.hf_splits), tc.label_type, tc.metric, tc.tenant, dev_from_train=tc.dev_from_train,
+                        drop_empty_text=tc.drop_empty_text)
 
 
 def load_tasks(cfg: Config) -> dict[str, Task]:

@@ -33,14 +33,20 @@ _DISTILBERT = {
     "ffn": r"transformer\.layer\.\d+\.ffn\.lin2",
     "emb": r"embeddings",
 }
-_MPNET = {**_BERTLIKE, "attn": r"encoder\.layer\.\d+\.attention\.attn\.o"}  # MPNet's attention output is `o`
-_LAYERED = ("bert", "roberta", "xlm-roberta", "electra", "camembert", "deberta", "deberta-v2", "mpnet")
-TARGETS = {t: _BERTLIKE for t in _LAYERED} | {"mpnet": _MPNET, "distilbert": _DISTILBERT}
-POSITIONS = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",), "adalink": ("emb",)}
-UNSUPPORTED = {
-    "albert": "ALBERT shares one layer's weights across all its layers, so a per-layer adapter would be "
-              "one adapter applied 12 times; use a model with separate layers",
+_MPNET = {**_BERTLIKE, "attn": r"encoder\.layer\.\d+\.attention\.attn\.o"}
+# ELECTRA projects embeddings of `embedding_size` up to the hidden size when the two differ:
+# AdaLink sits after that projection, where the stream has the hidden size its adapters expect.
+_ELECTRA = {**_BERTLIKE, "emb": (r"embeddings_project", r"embeddings")}  # alternatives: first that matches
+TARGETS = {t: _BERTLIKE for t in ("bert", "roberta", "xlm-roberta", "camembert", "deberta", "deberta-v2")}
+TARGETS.update({"distilbert": _DISTILBERT, "mpnet": _MPNET, "electra": _ELECTRA})
+UNSUPPORTED = {  # encoder types refused with a reason rather than adapted wrongly
+    "albert": "ALBERT shares one layer's weights across all its layers, so adapters injected by module "
+              "name would be shared by every layer instead of one per layer",
 }
+POSITIONS = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",), "adalink": ("emb",)}
+POSITION_NAMES = {"attn": "after the attention output", "ffn": "after the feed-forward output",
+                  "emb": "after the embeddings"}
+FUSION_PLACEMENTS = ("ffn", "all")
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,10 @@ Active = Union[None, str, Fuse]
 
 
 class AdapterSlot(nn.Module):
-    def __init__(self, base: nn.Module):
+    def __init__(self, base: nn.Module, position: str = "ffn"):
         super().__init__()
         self.base = base
+        self.position = position  # "attn", "ffn" or "emb" (POSITIONS)
         self.cl_adapters = nn.ModuleDict()
         self.cl_fusion = nn.ModuleDict()
         self.active: Active = None
@@ -79,6 +86,8 @@ class AdapterSlot(nn.Module):
 
     def _fuse(self, h: torch.Tensor, comp: Fuse) -> torch.Tensor:
         outputs = torch.stack([self.cl_adapters[n](h) for n in comp.names])  # (N, B, T, H)
+        if comp.fusion not in self.cl_fusion:  # a Houlsby attention slot with fusion after the FFN only:
+            return outputs.mean(0)  # the teachers' adapters averaged (one teacher: exactly that adapter)
         fused, att = self.cl_fusion[comp.fusion](h, outputs)
         if self.recording_attention:
             with torch.no_grad():
@@ -89,38 +98,46 @@ class AdapterSlot(nn.Module):
         return fused
 
 
-def check_model_type(model_type: str) -> None:
-    """Refuse encoder types adapters cannot be placed in, naming the reason."""
+def _position_targets(model: nn.Module, model_type: str, position: str) -> list[str]:
+    """Module names of one position; a tuple of patterns means alternatives, first match wins."""
+    patterns = TARGETS[model_type][position]
+    names = [n for n, _ in model.named_modules()]
+    for pattern in (patterns,) if isinstance(patterns, str) else patterns:
+        found = [n for n in names if re.fullmatch(pattern, n)]
+        if found:
+            return found
+    return []
+
+
+def _named_targets(model: nn.Module, kind: str) -> dict[str, str]:
+    """Module name -> position for every slot of `kind`: each position once per layer, or an error."""
+    model_type = getattr(model.config, "model_type", "")
     if model_type in UNSUPPORTED:
         raise ConfigError(f"adapter: encoder type '{model_type}' is not supported: {UNSUPPORTED[model_type]}")
     if model_type not in TARGETS:
         raise ConfigError(
             f"adapter: encoder type '{model_type}' is not supported (supported: {', '.join(sorted(TARGETS))})")
-
-
-def _named_targets(model: nn.Module, kind: str) -> list[str]:
-    """Module names for every position of `kind`; every position must be found, in every layer
-    (a Houlsby adapter with only its FFN half would silently be a different method)."""
-    model_type = getattr(model.config, "model_type", "")
-    check_model_type(model_type)
-    modules = [n for n, _ in model.named_modules()]
-    found = {p: [n for n in modules if re.fullmatch(TARGETS[model_type][p], n)] for p in POSITIONS[kind]}
-    layers = max(len(v) for v in found.values())
-    for position, names in found.items():
-        if len(names) < layers or not names:
-            raise ConfigError(f"adapter: {kind} needs its '{position}' position in every layer, but encoder type "
-                              f"'{model_type}' has {len(names)} module(s) matching {TARGETS[model_type][position]!r} "
-                              f"for {layers} layer(s)")
-    return [n for n in modules if any(n in v for v in found.values())]
+    layers = getattr(model.config, "num_hidden_layers", None)
+    targets = {}
+    for position in POSITIONS[kind]:
+        found = _position_targets(model, model_type, position)
+        want = 1 if position == "emb" else layers
+        if not found or (want is not None and len(found) != want):
+            raise ConfigError(
+                f"adapter: a {kind} adapter needs a slot {POSITION_NAMES[position]} ('{position}') in every "
+                f"layer, but '{model_type}' has {len(found)} such module(s) for {want} layer(s)")
+        targets.update({name: position for name in found})
+    order = [n for n, _ in model.named_modules()]
+    return {n: targets[n] for n in sorted(targets, key=order.index)}  # model order: layer by layer
 
 
 def inject_slots(model: nn.Module, kind: str) -> dict[str, AdapterSlot]:
     """Wrap every target module of `kind` in an AdapterSlot, in place; returns name -> slot."""
     slots = {}
-    for name in _named_targets(model, kind):
+    for name, position in _named_targets(model, kind).items():
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        slot = AdapterSlot(getattr(parent, child))
+        slot = AdapterSlot(getattr(parent, child), position)
         setattr(parent, child, slot)
         slots[name] = slot
     return slots
@@ -131,6 +148,14 @@ def new_adapter(kind: str, hidden: int, reduction_factor: int, rank: int, non_li
     if kind == "adalink":
         return Bottleneck(hidden, rank, "identity")
     return Bottleneck(hidden, bottleneck or max(1, hidden // reduction_factor), non_linearity)
+
+
+def fusion_slots(slots: dict[str, AdapterSlot], placement: str) -> dict[str, AdapterSlot]:
+    """The slots that get a fusion layer: `all`, or `ffn` = after the FFN adapters (AdapterFusion's
+    place; a kind without an FFN position, AdaLink, keeps its single slot)."""
+    if placement == "all" or not any(s.position == "ffn" for s in slots.values()):
+        return dict(slots)
+    return {n: s for n, s in slots.items() if s.position == "ffn"}
 
 
 def new_fusion(hidden: int, value_init_noise: float) -> nn.Module:

@@ -1,7 +1,10 @@
 """Tasks from local files: csv, tsv (GLUE-style, quoting off), jsonl, parquet (SPEC §2).
 
 A task spec names one file per split, the text column(s), the label column, label type
-and metric. Every problem raises one ``DataError`` naming the task, file and line.
+and metric. Every problem raises one ``DataError`` naming the task, file and line: unreadable
+or truncated files, missing columns, a train split with a single class (or constant regression
+targets), and rows with an empty or whitespace-only text segment, which are refused unless the
+task sets ``drop_empty_text`` (then they are dropped and counted in a warning).
 
 Example::
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,7 @@ _KIND_METRICS = {
     "regression": ("pearson", "spearman"),
 }
 DATA_ENV = "CL_SIM_DATA"
+log = logging.getLogger("cl_sim.data")
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,9 @@ def resolve_path(path: str | os.PathLike, data_root: str | os.PathLike | None = 
 def _read_delimited(path: Path, fmt: str, header: bool) -> Table:
     """csv (standard quoting) or tsv (QUOTE_NONE, as GLUE writes it); blank lines skipped."""
     with open(path, newline="", encoding="utf-8-sig") as f:
-        glue_style = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
-        reader = csv.reader(f, **glue_style)
+        # csv: strict, so an unterminated quote (a truncated file) is an error, not one huge field
+        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"strict": True}
+        reader = csv.reader(f, **dialect)
         rows = [(reader.line_num, row) for row in reader if row]
     if not rows:
         return Table({}, ())
@@ -107,9 +113,13 @@ def _read_jsonl(path: Path) -> Table:
 
 
 def _read_parquet(path: Path) -> Table:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    columns = pq.read_table(path).to_pydict()
+    try:
+        columns = pq.read_table(path).to_pydict()
+    except (pa.ArrowException, OSError) as e:  # truncated or not parquet at all
+        raise DataError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
     n = len(next(iter(columns.values()), []))
     return Table(columns, tuple(f"{path} row {i}" for i in range(n)))
 
@@ -142,8 +152,8 @@ def _read_splits(name: str, paths: dict, fmt: str | None, header: bool, data_roo
             tables[split] = read_table(path, _infer_format(path, fmt, name), header)
         except DataError as e:
             raise DataError(f"task {name!r}: {e}") from None
-        except (UnicodeDecodeError, csv.Error, OSError, ValueError) as e:  # pyarrow's errors are these too
-            raise DataError(f"task {name!r}: cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        except (UnicodeDecodeError, csv.Error, OSError) as e:  # binary, NUL bytes, bad quoting, permissions
+            raise DataError(f"task {name!r}: cannot read {path}: {e}") from None
     return tables
 
 
@@ -198,7 +208,8 @@ def load_file_task(
         tenant: owning tenant.
         data_root: base folder for relative paths.
         label_sep: keep only the part of a label before this separator (TREC "LOC:city").
-        drop_empty_text: drop rows whose text segments are all empty.
+        drop_empty_text: drop rows with an empty or whitespace-only text segment (counted in a
+            warning); by default such a row is an error.
         dev_from_train: without a dev path, move this fraction of train (per class, seeded
             by the task name) into dev.
 
@@ -302,29 +313,44 @@ def task_from_tables(
             raise DataError(f"task {name!r}: the {split} split is empty")
         texts = list(zip(*[_segment(table, c, split, name) for c in text_columns]))
         labels = _raw_labels(table, label_column, split, name, label_sep)
-        where = table.where
-        keep = [i for i, t in enumerate(texts) if any(s.strip() for s in t)]
-        if len(keep) < len(texts) and not drop_empty_text:  # refuse: a silent drop changes the data
-            first = next(i for i in range(len(texts)) if i not in set(keep))
-            raise DataError(f"task {name!r}: {len(texts) - len(keep)} row(s) of the {split} split have empty or "
-                            f"whitespace-only text (first: {where[first]}); remove them from the file")
-        if drop_empty_text:
-            texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
-            where = tuple(where[i] for i in keep)
+        texts, labels, where = _empty_texts(name, split, texts, labels, table.where, drop_empty_text)
         if not texts:
             raise DataError(f"task {name!r}: the {split} split is empty")
         raw[split] = (texts, labels, where)
-    if label_type == "classification" and "train" in raw and len(set(raw["train"][1])) < 2:
-        raise DataError(f"task {name!r}: the train split has a single class ({raw['train'][1][0]!r}): "
-                        f"nothing to learn")
+    if label_type == "classification":
+        _one_value(name, raw["train"][1], "label")
     names = _label_names(name, raw, text_columns, label_type, label_names)
     splits = {
         split: Split(tuple(texts), _encode_labels(labels, where, label_type, names, name))
         for split, (texts, labels, where) in raw.items()
     }
+    if label_type == "regression":
+        _one_value(name, splits["train"].labels.tolist(), "target")
     if "dev" not in splits and dev_from_train > 0:
         splits["train"], splits["dev"] = carve_dev(splits["train"], dev_from_train, name)
     return Task(name, label_type, names, metric, splits, tenant)
+
+
+def _empty_texts(name: str, split: str, texts: list, labels: list, where: tuple, drop: bool):
+    """Refuse (or, with ``drop``, drop and count) rows with an empty or whitespace-only segment."""
+    empty = [i for i, t in enumerate(texts) if not all(s.strip() for s in t)]
+    if not empty:
+        return texts, labels, where
+    if not drop:
+        raise DataError(f"task {name!r}: {where[empty[0]]}: empty text ({len(empty)} such row(s) in the {split} "
+                        f"split); fix the file, or set drop_empty_text: true on the task to drop them")
+    log.warning("task %r: dropped %d %s row(s) with empty text", name, len(empty), split)
+    gone = set(empty)
+    keep = [i for i in range(len(texts)) if i not in gone]
+    return [texts[i] for i in keep], [labels[i] for i in keep], tuple(where[i] for i in keep)
+
+
+def _one_value(name: str, labels: list, what: str) -> None:
+    """A single training class (or constant regression targets) leaves nothing to learn or score."""
+    if len(set(labels)) == 1:
+        need = "two classes" if what == "label" else "two different targets (correlations are undefined otherwise)"
+        raise DataError(f"task {name!r}: every train row has {what} {labels[0]!r} ({len(labels)} rows); "
+                        f"a task needs at least {need} in train")
 
 
 def _label_names(name: str, raw: dict, text_columns: list, kind: str, given) -> tuple[str, ...]:

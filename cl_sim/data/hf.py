@@ -60,6 +60,7 @@ def load_hf_task(
     metric: str = "accuracy",
     tenant: str = "default",
     dev_from_train: float = 0.0,
+    drop_empty_text: bool = False,
 ) -> Task:
     """Load a task with ``datasets``.
 
@@ -77,6 +78,7 @@ def load_hf_task(
         metric: as in ``load_file_task``.
         tenant: owning tenant.
         dev_from_train: without a "dev" entry in ``splits``, carve this fraction of train.
+        drop_empty_text: as in ``load_file_task`` (default: rows with empty text are an error).
 
     Returns:
         A ``Task``.
@@ -102,5 +104,5 @@ def load_hf_task(
             label_names = _class_names(part, label_column)
     return task_from_tables(
         name, tables, text_columns, label_column, label_type, metric, tenant,
-        label_names=label_names, dev_from_train=dev_from_train,
+        label_names=label_names, dev_from_train=dev_from_train, drop_empty_text=drop_empty_text,
     )

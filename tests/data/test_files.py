@@ -128,11 +128,40 @@ def test_dev_carved_from_train_is_stratified_and_deterministic(tmp_path):
     assert not set(a.splits["dev"].texts) & set(a.splits["train"].texts)
 
 
-def test_drop_empty_text(tmp_path):
-    task = _tsv_task(tmp_path, "s1\ts2\tlabel\n\t\ta\nx\ty\ta\nz\tw\tb\n", drop_empty_text=True)
-    assert len(task.splits["train"]) == 2
-    with pytest.raises(DataError, match="1 row.*empty or whitespace-only text.*line 2"):  # refused by default
-        _tsv_task(tmp_path, "s1\ts2\tlabel\n\t\ta\nx\ty\ta\nz\tw\tb\n")
+def test_empty_text_is_refused_unless_dropped_with_a_count(tmp_path, caplog):
+    train = "s1\ts2\tlabel\n\t\ta\nx\t  \tb\nx\ty\ta\nu\tv\tb\n"  # row 2 all empty, row 3 half blank
+    with pytest.raises(DataError, match=r"train.tsv line 2: empty text \(2 such row\(s\) in the train split\).*"
+                                        r"drop_empty_text: true"):
+        _tsv_task(tmp_path, train)
+    with caplog.at_level("WARNING", logger="cl_sim.data"):
+        task = _tsv_task(tmp_path, train, drop_empty_text=True)
+    assert task.splits["train"].texts == (("x", "y"), ("u", "v"))
+    assert "task 'toy': dropped 2 train row(s) with empty text" in caplog.text
+
+
+@pytest.mark.parametrize("fmt, content, match", [
+    ("csv", 'text,label\nred,x\n"blue sky,y\n', "cannot read .*unexpected end of data"),  # truncated in a quote
+    ("tsv", "t\tlabel\nx\ta\ny", r"train.tsv line 3: 1 fields, expected 2"),  # cut mid-row
+    ("tsv", b"t\tlabel\n\xff\xfe\x00bad\ty\n", "cannot read .*codec can't decode"),
+    ("jsonl", '{"t": "x", "label": "a"}\n{"t": "y", "lab', r"line 2: not valid JSON"),
+    ("parquet", b"PAR1 not really parquet", "not a readable parquet file"),
+])
+def test_corrupt_and_truncated_files(tmp_path, fmt, content, match):
+    path = tmp_path / f"train.{fmt}"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match=f"task 'toy': .*{match}"):
+        load_file_task("toy", {"train": str(path), "dev": str(path)}, ["t" if fmt != "csv" else "text"], "label")
+
+
+@pytest.mark.parametrize("train, kwargs, match", [
+    ("t\tlabel\nx\ta\ny\ta\n", {}, r"every train row has label 'a' \(2 rows\); .* two classes"),
+    ("t\tlabel\nx\t0.5\ny\t.5\n", {"label_type": "regression", "metric": "pearson"},
+     r"every train row has target 0.5 \(2 rows\); .* two different targets"),
+])
+def test_degenerate_train_labels(tmp_path, train, kwargs, match):
+    f = _write(tmp_path / "t.tsv", train)
+    with pytest.raises(DataError, match=match):
+        load_file_task("toy", {"train": f, "dev": f}, ["t"], "label", **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -144,8 +173,7 @@ def test_drop_empty_text(tmp_path):
         ("s1\ts2\tlabel\n", {}, "train split is empty"),
         ("", {}, "train split is empty"),
         ("s1\ts2\tlabel\nx\ty\ta\nx\ty\n", {}, r"train.tsv line 3: 2 fields, expected 3"),
-        ("s1\ts2\tlabel\nx\ty\tb\nx\ty\tc\n", {}, r"dev labels not seen in train: \['a'\]"),
-        ("s1\ts2\tlabel\nx\ty\tb\n", {}, r"train split has a single class \('b'\)"),
+        ("s1\ts2\tlabel\nx\ty\tb\nu\tv\tc\n", {}, r"dev labels not seen in train: \['a'\]"),
         ("s1\ts2\tlabel\nx\ty\t \n", {}, "line 2: empty label"),
         ("s1\ts2\tlabel\nx\ty\thigh\n",
          {"label_type": "regression", "metric": "pearson", "dev": "s1\ts2\tlabel\nx\ty\t1\n"},

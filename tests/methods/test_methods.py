@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+import cl_sim.train as train_module
 from cl_sim.adapters.fusion import Fusion
-from cl_sim.config import load_config, ordering
+from cl_sim.config import AdapterConfig, load_config, ordering
+from cl_sim.data.tokenize import iterate
 from cl_sim.execution.local import LocalExecutor
 from cl_sim.methods import Deployed
+from cl_sim.model import AdaptedModel
+from cl_sim.phases import Phase, _add_fused_teacher, encoded, fresh_backbone
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -96,34 +100,31 @@ def test_fusion_with_identity_values_and_equal_attention_is_the_mean():
     assert f.value_reg().item() == 0.0
 
 
-def test_trained_fusion_model_and_its_reload_from_disk_predict_identically(tmp_path, monkeypatch):
-    import cl_sim.train as train
-    from cl_sim.metrics import score
-    from cl_sim.phases import Phase, encoded, fresh_backbone
-
-    trained = {}
-
-    def keep_model(phase, model):  # the trained model itself, as run_phase hands it over
-        trained[phase.key()] = model
-        return real(phase, model)
-
-    real = train.output_states
-    monkeypatch.setattr(train, "output_states", keep_model)
-    rec, ex = run("fusion", tmp_path / "store", "training.epochs=3")
+@pytest.mark.parametrize("adapter", ["pfeiffer", "houlsby"])  # houlsby: fusion after the FFN only, by default
+def test_reloaded_fusion_predicts_exactly_as_the_trained_model(tmp_path, monkeypatch, adapter):
+    rec, ex = run("fusion", tmp_path, "training.epochs=2", f"adapter.kind={adapter}")
     key = rec.tasks[-1]["phase_keys"].split(",")[-1]
-    model, task = trained[key], ex.tasks["small"]
-    tokenizer = fresh_backbone("tiny-bert")[1]
-    phase = ex.store.meta(key)["phase"]
-    data = encoded(task, task.eval_split, tokenizer, phase["max_length"])
-    pred = train.predict(model, data, task.kind, "head", tokenizer.pad_token_id)
-    expected = score(task.metric, task.splits[task.eval_split].labels, pred)
-    fresh = Store(ex.store.root)  # no in-memory cache: every state comes back from safetensors
-    reloaded, _ = evaluate_deployed(Deployed(head=key, fusion=key), task, fresh)
-    assert reloaded == expected == rec.R[-1, -1]
-    in_memory = real(Phase.from_dict(phase), model)
+    phase, task = Phase.from_dict(ex.store.meta(key)["phase"]), ex.tasks["small"]
+    trained = {}  # the model as training left it, before anything went through the store
+    keep = train_module.output_states
+    monkeypatch.setattr(train_module, "output_states", lambda p, m: keep(p, trained.setdefault("model", m)))
+    out = train_module.run_phase(phase, task, ex.store)  # the same phase again: same seed, same weights
+
+    fresh = Store(ex.store.root)  # no in-memory cache: states come back from the safetensors files
+    stored = fresh.states(key)
     for group in ("fusion", "head"):
-        for name, tensor in in_memory[group].items():
-            assert torch.equal(tensor, fresh.states(key)[group][name]), (group, name)
+        assert stored[group].keys() == out.states[group].keys()
+        assert all(torch.equal(stored[group][k], out.states[group][k]) for k in stored[group])
+    reloaded = AdaptedModel(fresh_backbone(phase.backbone)[0], AdapterConfig(**phase.adapter), phase.pooling)
+    reloaded.add_head("head", task.kind, task.num_labels)
+    reloaded.set_active(_add_fused_teacher(reloaded, key, fresh, "head"))
+    tokenizer = fresh_backbone(phase.backbone)[1]
+    data = encoded(task, "test", tokenizer, phase.max_length)
+    batch = next(iter(iterate(data, len(data), shuffle=False, seed=0, pad_id=tokenizer.pad_token_id)))
+    with torch.no_grad():
+        want, got = trained["model"].eval()(batch, "head"), reloaded.eval()(batch, "head")
+    assert torch.equal(got, want)
+    assert evaluate_deployed(Deployed(head=key, fusion=key), task, fresh)[0] == rec.R[-1, -1]
 
 
 def test_eval_batch_size_is_what_prediction_uses(tmp_path, monkeypatch):
