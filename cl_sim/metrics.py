@@ -187,21 +187,31 @@ def summary(R, random_scores, ref_diag=None) -> dict:
             ``mean_kt`` is the mean CLiMB KT of ``diag(R)`` against it.
 
     Returns:
-        Dict with float-or-None values: avg_accuracy, bwt, fwt, mean_forgetting, mean_kt
-        (None where undefined, e.g. no ``ref_diag``).
+        Dict: avg_accuracy, bwt, mean_forgetting, mean_kt (float, None where undefined, e.g.
+        no ``ref_diag``) and how many tasks each mean left out as undefined (reference or
+        diagonal at or below chance): ``kt_undefined``, ``forgetting_undefined`` (the last task
+        has nothing to forget and is not counted).
+
+    FWT is not in the summary: it needs ``R[j-1, j]``, a task's score *before* it is trained,
+    which no adapter method has (the task has no head yet), so it would always be undefined.
+    KT against a single-task reference measures transfer instead (``forward_transfer`` stays
+    available for matrices that have those entries).
     """
     R = _as_matrix(R)
-    mean_kt = math.nan
+    mean_kt, kt_undefined = math.nan, None
     if ref_diag is not None:
         j = np.arange(R.shape[0])
         b = _random_vector(random_scores, R.shape[1])[j]
-        mean_kt = _nanmean(knowledge_transfer(R[j, j], ref_diag, b))
+        kt = knowledge_transfer(R[j, j], ref_diag, b)
+        mean_kt, kt_undefined = _nanmean(kt), int(np.isnan(kt).sum())
+    fgt = forgetting(R, random_scores)[:-1]
     return {
         "avg_accuracy": _json_float(average_accuracy(R)),
         "bwt": _json_float(backward_transfer(R)),
-        "fwt": _json_float(forward_transfer(R, random_scores)),
-        "mean_forgetting": _json_float(_nanmean(forgetting(R, random_scores))),
+        "mean_forgetting": _json_float(_nanmean(fgt)),
+        "forgetting_undefined": int(np.isnan(fgt).sum()),
         "mean_kt": _json_float(mean_kt),
+        "kt_undefined": kt_undefined,
     }
 
 

@@ -335,6 +335,7 @@ def _tasks_section(out: Path, tasks: pd.DataFrame) -> list[str]:
         if col in tasks:
             tasks[col] = pd.to_numeric(tasks[col], errors="coerce")
     lines = ["## Summary by method", "", markdown_table(method_summary(tasks)), ""]
+    lines += _stats_section(tasks)
     if "ordering" in tasks and tasks["ordering"].nunique() > 1:
         by_order = tasks.groupby(["method", "ordering"], as_index=False).agg(
             runs=("run_id", "nunique"), final_score=("final_score", "mean"), kt=("kt", "mean"))
@@ -350,6 +351,24 @@ def _tasks_section(out: Path, tasks: pd.DataFrame) -> list[str]:
             name = f"curve_{x}.png"
             plot_curve(tasks, x, out / name)
             lines += _figure(f"KT and final score vs {x.replace('_', ' ')}", name)
+    return lines
+
+
+def _stats_section(tasks: pd.DataFrame) -> list[str]:
+    """Means with 95% t-intervals over seeds, and paired differences against the reference."""
+    from cl_sim import stats
+
+    if "seed" not in tasks:
+        return []
+    lines = ["## Over seeds (mean ± 95% t-interval of per-seed means)", "", markdown_table(stats.seed_table(tasks)), ""]
+    methods = sorted(tasks["method"].unique())
+    reference = "st_a" if "st_a" in methods else None
+    if reference and len(methods) > 1:
+        lines += [f"## Paired differences against {reference} (same seeds, same data)", "",
+                  markdown_table(stats.paired_table(tasks, reference)), ""]
+    if tasks["seed"].nunique() < 3:
+        lines += [f"_{tasks['seed'].nunique()} seed(s): intervals need at least 2 and are wide below 3; "
+                  f"add seeds (`sweep.seeds`) before reading a difference as real._", ""]
     return lines
 
 

@@ -120,16 +120,18 @@ def test_summary_3x3_with_reference():
     s = M.summary(R3, B3, ref_diag=REF3)
     assert s["avg_accuracy"] == pytest.approx(2.15 / 3)
     assert s["bwt"] == pytest.approx(-0.125)
-    assert s["fwt"] == pytest.approx(-0.025)
+    assert "fwt" not in s  # R[j-1, j] never exists for adapter methods (see metrics.summary)
+    assert s["kt_undefined"] == 0 and s["forgetting_undefined"] == 0
     assert s["mean_forgetting"] == pytest.approx((200 / 3 + 12.5) / 2)  # 39.58
     assert s["mean_kt"] == pytest.approx((50 + 0 + 80) / 3)  # 43.33
-    assert all(isinstance(v, float) for v in s.values())
+    assert all(isinstance(s[k], float) for k in ("avg_accuracy", "bwt", "mean_forgetting", "mean_kt"))
 
 
 def test_summary_is_json_safe():
     s = M.summary([[0.9]], 0.5)
     # one arrival: nothing to transfer or forget; no reference -> no KT
-    assert s == {"avg_accuracy": 0.9, "bwt": None, "fwt": None, "mean_forgetting": None, "mean_kt": None}
+    assert s == {"avg_accuracy": 0.9, "bwt": None, "mean_forgetting": None, "forgetting_undefined": 0,
+                 "mean_kt": None, "kt_undefined": None}
     json.dumps(s, allow_nan=False)
 
 
@@ -213,3 +215,10 @@ def test_score_rejects_bad_input():
     with pytest.raises(ValueError):
         M.score("accuracy", [1, 0], [1])
     assert math.isnan(M.score("accuracy", [], []))
+
+
+def test_summary_counts_what_its_means_leave_out():
+    R = np.array([[0.45, NAN, NAN], [0.40, 0.8, NAN], [0.40, 0.7, 0.9]])  # task 0 never above chance
+    s = M.summary(R, 0.5, ref_diag=np.array([0.48, 0.7, 0.8]))  # task 0's reference below chance too
+    assert s["kt_undefined"] == 1 and s["mean_kt"] == pytest.approx((100 * 0.1 / 0.2 + 100 * 0.1 / 0.3) / 2)
+    assert s["forgetting_undefined"] == 1 and s["mean_forgetting"] == pytest.approx(100 * 0.1 / 0.3)

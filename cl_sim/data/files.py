@@ -26,7 +26,7 @@ import numpy as np
 from cl_sim.data.task import KINDS, Split, Task, carve_dev, label_sort_key
 from cl_sim.errors import ConfigError, DataError
 
-FORMATS = ("csv", "tsv", "jsonl", "parquet", "label_text")
+FORMATS = ("csv", "tsv", "jsonl", "parquet", "label_text", "text_semicolon_label")
 SPLIT_NAMES = ("train", "dev", "test")
 _SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 _KIND_METRICS = {
@@ -93,6 +93,24 @@ def _read_label_text(path: Path) -> Table:
     return Table({"0": labels, "1": texts}, tuple(where))
 
 
+def _read_text_semicolon_label(path: Path) -> Table:
+    """A header line, then '<text>;<label>' lines split on the LAST ';' (texts may hold ';')."""
+    rows, where = [], []
+    with open(path, encoding="utf-8-sig") as f:
+        lines = [(i, line.rstrip("\r\n")) for i, line in enumerate(f, start=1)]
+    lines = [(i, line) for i, line in lines if line.strip()]
+    if not lines:
+        return Table({}, ())
+    names = lines[0][1].rsplit(";", 1)
+    for i, line in lines[1:]:
+        parts = line.rsplit(";", 1)
+        if len(parts) != 2 or len(names) != 2:
+            raise DataError(f"{path} line {i}: expected '<text>;<label>', got {line[:80]!r}")
+        rows.append(parts)
+        where.append(f"{path} line {i}")
+    return Table({names[0]: [r[0] for r in rows], names[1]: [r[1] for r in rows]}, tuple(where))
+
+
 def _read_jsonl(path: Path) -> Table:
     """One JSON object per line; a key missing from a row reads as None."""
     records, where = [], []
@@ -128,7 +146,8 @@ def read_table(path: Path, fmt: str, header: bool = True) -> Table:
     """Read one split file in ``fmt`` (one of ``FORMATS``) into a ``Table``."""
     if fmt in ("csv", "tsv"):
         return _read_delimited(path, fmt, header)
-    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "label_text": _read_label_text}
+    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "label_text": _read_label_text,
+               "text_semicolon_label": _read_text_semicolon_label}
     return readers[fmt](path)
 
 
@@ -203,7 +222,9 @@ def load_file_task(
             multiple_choice: index of the right choice.
         label_type: "classification", "regression" or "multiple_choice".
         metric: accuracy / f1 / matthews (classification), pearson / spearman (regression).
-        format: csv, tsv, jsonl, parquet, label_text ('<label> <text>' lines); None: by suffix.
+        format: csv, tsv, jsonl, parquet, label_text ('<label> <text>' lines),
+            text_semicolon_label (a header, then '<text>;<label>' split on the last ';');
+            None: by suffix.
         header: csv/tsv only; False names columns by position as strings ("0", "3").
         tenant: owning tenant.
         data_root: base folder for relative paths.
@@ -408,6 +429,20 @@ SHARED_TASKS: dict[str, dict] = {
     "mr": dict(paths=_tsv("mr"), header=False, text_columns=["1"], label_column="0"),
     "subj": dict(paths=_tsv("subj"), header=False, text_columns=["1"], label_column="0"),
     "mpqa": dict(paths=_tsv("mpqa"), header=False, text_columns=["1"], label_column="0"),
+    # SICK entailment (AdapterFusion's SICK task); the relatedness score is not used
+    "sick": dict(paths=_tsv("sick", ("train", "dev", "test"), "txt"), format="tsv",
+                 text_columns=["sentence_A", "sentence_B"], label_column="entailment_judgment"),
+    # AG News: train/dev derived from the official test set (INDEX.md); orig_test is not a split
+    "agnews": dict(paths=_tsv("agnews", suffix="csv"), text_columns=["Title", "Description"],
+                   label_column="Class Index"),
+    "emotion": dict(paths=_tsv("emotion", ("train", "dev", "test"), "txt"),
+                    format="text_semicolon_label", text_columns=["text"], label_column="label_name"),
+    "banking77": dict(paths=_tsv("banking77", ("train", "test"), "csv"), text_columns=["text"],
+                      label_column="category", dev_from_train=0.1),
+    # in-scope intents only; the oos_* files (out-of-scope detection) are not splits of this task
+    "clinc150": dict(paths=_tsv("clinc150", ("train", "dev", "test")), text_columns=["text"],
+                     label_column="intent"),
+    "wnli": dict(paths=_tsv("wnli"), text_columns=["sentence1", "sentence2"], label_column="label"),
 }
 
 
@@ -417,14 +452,15 @@ def shared_task(name: str, data_root: str | Path | None = None, tenant: str = "d
 
     Args:
         name: a key of ``SHARED_TASKS`` (rte, mrpc, sst2, cola, qnli, stsb, copa, cb,
-            trec, cr, mr, subj, mpqa).
+            trec, cr, mr, subj, mpqa, sick, agnews, emotion, banking77, clinc150, wnli).
         data_root: the folder holding one sub-folder per task; default ``$CL_SIM_DATA``.
         tenant: owning tenant.
         task_name: the task's name in a stream (default: ``name``), e.g. two tenants' copies.
 
     Returns:
-        The task. TREC has no dev split: 10% of train (per class) becomes dev; the
-        original test stays test. TREC uses the 6 coarse labels.
+        The task. TREC and BANKING77 have no dev split: 10% of train (stratified per
+        class, seeded by the task name: ``carve_dev``) becomes dev; the original test
+        stays test. TREC uses the 6 coarse labels.
     """
     if name not in SHARED_TASKS:
         raise DataError(f"unknown shared task {name!r}; known: {sorted(SHARED_TASKS)}")

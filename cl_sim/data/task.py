@@ -53,9 +53,19 @@ class Task:
 
     @property
     def random_score(self) -> float:
-        """Score of a random guesser (CLiMB's S_random): 1/num_labels for accuracy, else 0."""
+        """Expected score of a uniform random guesser on the eval split (CLiMB's S_random).
+
+        accuracy: 1/K. f1: per scored class c with prevalence p_c, precision p_c and recall 1/K,
+        so F1_c = 2 p_c / (K p_c + 1) (class 1 for two classes, as `metrics.score`; the macro
+        mean beyond). matthews, pearson, spearman: 0 (no correlation with the labels).
+        """
+        k = max(self.num_labels, 1)
         if self.metric == "accuracy":
-            return 1.0 / max(self.num_labels, 1)
+            return 1.0 / k
+        if self.metric == "f1":
+            labels = self.splits[self.eval_split].labels
+            classes = [1] if k <= 2 else range(k)
+            return float(np.mean([2 * np.mean(labels == c) / (k * np.mean(labels == c) + 1) for c in classes]))
         return 0.0
 
     def data_hash(self) -> str:

@@ -1,0 +1,67 @@
+"""Intervals and paired differences (SPEC §5b), checked against hand-computed numbers."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cl_sim import stats
+from cl_sim.data.task import Split, Task
+
+
+def test_mean_ci_is_the_t_interval():
+    iv = stats.mean_ci([0.70, 0.74, 0.72])
+    sd = np.std([0.70, 0.74, 0.72], ddof=1)  # 0.02
+    assert iv.mean == pytest.approx(0.72) and iv.n == 3
+    assert iv.high - iv.mean == pytest.approx(4.303 * sd / math.sqrt(3))  # t(0.975, df=2) = 4.303
+    assert not iv.includes_zero and iv.fmt() == "0.720 ± 0.050"
+
+
+def test_one_seed_is_an_anecdote_and_nans_are_dropped():
+    iv = stats.mean_ci([0.7, float("nan"), None])
+    assert iv.n == 1 and math.isnan(iv.low) and iv.includes_zero and "no interval" in iv.fmt()
+    assert stats.mean_ci([]).fmt() == "n/a"
+
+
+def test_paired_difference_uses_only_shared_seeds_and_flags_zero():
+    a = {0: 0.80, 1: 0.70, 2: 0.75, 3: 0.9}
+    b = {0: 0.78, 1: 0.69, 2: 0.74}  # seed 3 missing: not paired
+    iv = stats.paired_diff(a, b)
+    assert iv.n == 3 and iv.mean == pytest.approx((0.02 + 0.01 + 0.01) / 3)
+    noisy = stats.paired_diff({0: 0.8, 1: 0.6}, {0: 0.7, 1: 0.7})  # +0.1 and -0.1
+    assert noisy.includes_zero
+
+
+def _rows(method, seed, scores, kts):
+    return [{"method": method, "seed": seed, "run_id": f"{method}-{seed}", "task": f"t{i}", "position": i,
+             "final_score": s, "kt": k, "forgetting": (np.nan if i == len(scores) - 1 else 1.0)}
+            for i, (s, k) in enumerate(zip(scores, kts))]
+
+
+def test_tables_over_seeds_count_undefined_rows_and_pair_by_seed():
+    rows = []
+    for seed, (x, y) in enumerate([(0.70, 0.60), (0.72, 0.61), (0.74, 0.65)]):
+        rows += _rows("i2i", seed, [x, x], [10.0, np.nan]) + _rows("st_a", seed, [y, y], [0.0, 0.0])
+    tasks = pd.DataFrame(rows)
+    table = stats.seed_table(tasks).set_index("method")
+    assert table.loc["i2i", "seeds"] == 3 and table.loc["i2i", "kt undefined"] == "3 of 6"
+    assert table.loc["i2i", "final_score (95% CI)"].startswith("0.720 ±")
+    paired = stats.paired_table(tasks, "st_a").iloc[0]
+    assert paired["comparison"] == "i2i - st_a" and paired["seeds"] == 3 and paired["verdict"] == "higher"
+    assert paired["difference (95% CI)"].startswith("0.100 ±")
+
+
+def test_random_baselines_follow_the_metric():
+    def task(metric, labels, k=2):
+        split = Split(tuple("x" for _ in labels), np.asarray(labels))
+        return Task("t", "classification", tuple(str(i) for i in range(k)), metric, {"train": split, "dev": split})
+
+    assert task("accuracy", [0, 1, 2], k=3).random_score == pytest.approx(1 / 3)
+    assert task("matthews", [0, 1]).random_score == 0.0
+    labels = [1] * 30 + [0] * 70  # 30% positives: a coin has precision 0.3, recall 0.5
+    assert task("f1", labels).random_score == pytest.approx(2 * 0.3 * 0.5 / (0.3 + 0.5))
+    rng = np.random.default_rng(0)  # and a simulated coin agrees
+    from cl_sim.metrics import score
+
+    sim = np.mean([score("f1", np.asarray(labels), rng.integers(0, 2, 100)) for _ in range(2000)])
+    assert sim == pytest.approx(task("f1", labels).random_score, abs=0.01)
