@@ -135,6 +135,8 @@ class MethodConfig:
     i2i_variant: str = "FF"
     low_shot_fraction: float = 0.05
     kt_reference: str = "st_a"  # KT compares every task with this method's score (CLiMB)
+    # also KT against ST-A trained for as many steps as the method spent (teacher methods only)
+    kt_matched: bool = True
     fusion: FusionConfig = field(default_factory=FusionConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
 

@@ -183,13 +183,23 @@ def encoded(task: Task, split: str, tokenizer, max_length: int, indices: Optiona
 
 
 def _shard(batch: dict, dist: Dist) -> dict:
-    """This rank's contiguous slice of a global batch (same global order on every rank)."""
+    """This rank's contiguous slice of a global batch (same global order on every rank), sizes
+    differing by at most one. Never empty: when the last batch has fewer examples than ranks, a
+    rank without one repeats the batch's last example (an empty shard's loss is NaN, and DDP would
+    average that NaN gradient into every rank)."""
     if dist.world_size == 1:
         return batch
     n = batch["labels"].shape[0]
-    per = -(-n // dist.world_size)
-    lo, hi = dist.rank * per, min(n, (dist.rank + 1) * per)
+    lo, hi = dist.rank * n // dist.world_size, (dist.rank + 1) * n // dist.world_size
+    if lo == hi:
+        lo, hi = n - 1, n
     return {k: v[lo:hi] for k, v in batch.items()}
+
+
+def to_cpu(states: dict) -> dict:
+    """States as CPU tensors: what crosses processes and enters the store (a CPU-only store actor
+    cannot even deserialize CUDA tensors); loaded onto a worker's device after `get`."""
+    return {g: {k: v.detach().cpu() for k, v in part.items()} for g, part in states.items()}
 
 
 def _to(batch: dict, device: str) -> dict:
@@ -270,6 +280,7 @@ def build_model(phase: Phase, task: Task, source: StateSource):
 
 
 def output_states(phase: Phase, model: AdaptedModel) -> dict:
+    """The states a finished phase leaves in the store, as CPU tensors (`to_cpu`)."""
     states = {"head": model.head_state("head")}
     if phase.kind in ("adapter", "distill"):
         states["adapter"] = model.adapter_state("student")
@@ -277,7 +288,7 @@ def output_states(phase: Phase, model: AdaptedModel) -> dict:
         states["fusion"] = model.fusion_state("fusion")
     elif phase.kind == "finetune":
         states["backbone"] = model.backbone_state()
-    return states
+    return to_cpu(states)
 
 
 # ---------------------------------------------------------------- losses per kind

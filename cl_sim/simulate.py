@@ -76,6 +76,19 @@ def reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], 
     return np.asarray(scores)
 
 
+def matched_reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor,
+                             steps: Sequence[int]) -> np.ndarray:
+    """The compute-matched control: ST-A trained on each task alone for at least as many optimizer
+    steps as the method spent on it (whole epochs, so up to one epoch more), separating transfer
+    from extra training (I2I's Improvise + Initialize + Train give a task several times ST-A's steps)."""
+    scores = []
+    for name, n in zip(order, steps):
+        ctx = MethodContext(cfg, tasks[name], executor.run)
+        key = ctx.train(ctx.phase("adapter", min_steps=int(n)))
+        scores.append(executor.evaluate(Deployed(head=key, adapter=key), tasks[name])[0])
+    return np.asarray(scores)
+
+
 def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[str], run_id: str = "run",
                log=print, on_arrival: Optional[Callable[[dict], None]] = None) -> RunRecord:
     """Run `order` with `cfg.method`; `executor` provides `run(phase) -> key` and `evaluate`.
@@ -126,9 +139,6 @@ def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int)
                      "executor": ex.get("executor"), "workers": ex.get("workers"),
                      "fraction": p["fraction"], "epochs": p["epochs"], "examples": m["examples"],
                      "train_examples": m.get("train_examples"),
-                     # where the phase trained (the run that first computed it, when reused)
-                     "executor": meta.get("execution", {}).get("executor"),
-                     "workers": meta.get("execution", {}).get("workers"),
                      "steps": m["steps"], "dev_score": m["dev_score"], "wall_s": m["wall_s"],
                      "trainable_params": m["trainable_params"], "stored_bytes": meta["bytes"]})
     return rows
@@ -139,6 +149,11 @@ def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict,
     random = np.asarray([tasks[n].random_score for n in order])
     ref = reference_scores(cfg, order, tasks, executor)
     kt = metrics.knowledge_transfer(np.diag(R), ref, random) if ref is not None else np.full(len(order), np.nan)
+    steps = [row["train_steps"] for row in rec.tasks]
+    matched = (matched_reference_scores(cfg, order, tasks, executor, steps)
+               if cfg.method.kt_matched and cfg.method.name in USES_TEACHERS else None)
+    kt_matched = (metrics.knowledge_transfer(np.diag(R), matched, random) if matched is not None
+                  else np.full(len(order), np.nan))
     fgt = metrics.forgetting(R, random)
     backbone_params = backbone_param_count(cfg)
     for i, row in enumerate(rec.tasks):
@@ -148,6 +163,7 @@ def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict,
         kept = {k for k in costs["entries"] if any(r["key"] == k for r in own)} or costs["entries"]
         row.update({"final_score": R[-1, i], "diag_score": R[i, i], "ref_score": None if ref is None else ref[i],
                     "random_score": random[i], "kt": kt[i], "forgetting": fgt[i],
+                    "ref_matched_score": None if matched is None else matched[i], "kt_matched": kt_matched[i],
                     "inference_params": costs["inference_params"],
                     "inference_params_pct": 100.0 * costs["inference_params"] / backbone_params,
                     "stored_bytes": sum(executor.store.meta(k)["bytes"] for k in kept)})
@@ -156,6 +172,8 @@ def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict,
             if not np.isnan(R[i, j]):
                 rec.matrix.append({"run_id": run_id, "arrival": i, "task": order[j], "position": j, "score": R[i, j]})
     rec.summary = metrics.summary(R, random, ref_diag=ref)
+    rec.summary["mean_kt_matched"] = (metrics.summary(R, random, ref_diag=matched)["mean_kt"]
+                                      if matched is not None else None)
 
 
 def backbone_param_count(cfg: Config) -> int:

@@ -92,7 +92,7 @@ def per_seed(tasks, column: str, by: Sequence[str] = ("method",)):
     return out
 
 
-def seed_table(tasks, columns: Sequence[str] = ("final_score", "kt", "forgetting")):
+def seed_table(tasks, columns: Sequence[str] = ("final_score", "kt", "kt_matched", "forgetting")):
     """One row per method: seeds, and for each column the mean ± 95% t-interval over seeds of
     the per-seed means, with how many task rows were undefined (NaN) and left out."""
     import pandas as pd
@@ -101,7 +101,7 @@ def seed_table(tasks, columns: Sequence[str] = ("final_score", "kt", "forgetting
     for method, g in tasks.groupby("method", sort=True):
         row = {"method": method, "seeds": g["seed"].nunique(), "runs": g["run_id"].nunique()}
         for col in columns:
-            if col not in g:
+            if col not in g or g[col].isna().all():
                 continue
             iv = mean_ci(list(per_seed(g, col)[method].values()))
             row[f"{col} (95% CI)"] = iv.fmt(3 if col == "final_score" else 1)

@@ -107,6 +107,10 @@ class Store:
         """Write the tensors, then the manifest entry; returns the entry. Idempotent per key."""
         if self.has(key):
             return self.meta(key)
+        off_cpu = sorted({str(v.device) for part in states.values() for v in part.values() if v.device.type != "cpu"})
+        if off_cpu:  # the boundary every process shares: a CPU-only store actor cannot load CUDA tensors
+            raise StoreError(f"store: entry '{key}' holds tensors on {', '.join(off_cpu)}; states enter the "
+                             f"store as CPU tensors (cl_sim.phases.to_cpu)")
         tensors_path, manifest_path = self._paths(key)
         flat = flatten(states)
         atomic_save_file(tensors_path, lambda tmp: save_file(flat, tmp))

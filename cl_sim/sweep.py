@@ -39,7 +39,8 @@ PARAMS = {"ordering": ("stream", "ordering"), "method": ("method", "name"), "see
           "i2i_variant": ("method", "i2i_variant")}
 I2I_ONLY = ("low_shot_fraction", "i2i_variant")
 TRIAL_COLUMNS = ("trial_id", "method", "seed", "ordering", "teacher_count", "low_shot_fraction", "i2i_variant")
-SUMMARY = ("avg_accuracy", "bwt", "mean_forgetting", "forgetting_undefined", "mean_kt", "kt_undefined")
+SUMMARY = ("avg_accuracy", "bwt", "mean_forgetting", "forgetting_undefined", "mean_kt", "kt_undefined",
+           "mean_kt_matched")
 ROW_TABLES = ("tasks", "matrix", "phases", "attention")
 
 

@@ -79,7 +79,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
                 opt.zero_grad(set_to_none=True)
                 steps += 1
         if checkpoint is not None:
-            trainable = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+            trainable = {k: v.detach().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
             checkpoint({"epoch": epoch, "steps": steps, "examples": examples, "model": trainable,
                         "optim": opt.state_dict(), "sched": sched.state_dict()})
     model.eval()

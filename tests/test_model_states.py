@@ -144,3 +144,29 @@ def test_head_of_another_size_is_rejected():
     model.add_head("three", "classification", 3)
     with pytest.raises(StoreError, match="head"):
         model.load_head("two", model.head_state("three"))
+
+
+def test_states_cross_the_store_boundary_as_cpu_tensors(tmp_path):
+    from cl_sim.phases import Dist, _shard, output_states, to_cpu
+
+    phase, task = _phase("adapter")
+    model, _, _ = build_model(phase, task, source=None)
+    assert {v.device.type for part in output_states(phase, model).values() for v in part.values()} == {"cpu"}
+    on_meta = {"adapter": {"w": torch.empty(2, 2, device="meta")}}  # a model on a non-CPU device
+    with pytest.raises(StoreError, match="tensors on meta.*CPU tensors"):
+        Store(tmp_path).put("adapter-x", on_meta, {})
+    assert not Store(tmp_path).has("adapter-x")
+    with pytest.raises(NotImplementedError):  # to_cpu really copies off the device (meta has no data)
+        to_cpu(on_meta)
+
+
+@pytest.mark.parametrize("n, world", [(3, 4), (5, 4), (1, 2), (8, 3)])
+def test_no_rank_gets_an_empty_shard(n, world):
+    from cl_sim.phases import Dist, _shard
+
+    batch = {"labels": torch.arange(n), "input_ids": torch.arange(n).unsqueeze(1)}
+    shards = [_shard(batch, Dist(rank=r, world_size=world))["labels"].tolist() for r in range(world)]
+    assert all(len(s) >= 1 for s in shards)
+    assert sorted({x for s in shards for x in s}) == list(range(n))  # every example is trained on
+    if n >= world:
+        assert sum(map(len, shards)) == n and max(map(len, shards)) - min(map(len, shards)) <= 1

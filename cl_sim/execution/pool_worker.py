@@ -29,6 +29,7 @@ IDLE_POLL_S = 10.0  # an idle rank 0 re-polls this often, so other ranks never s
 # Test hook: when this env var names an existing file, rank 0 deletes the file and exits hard
 # right after reporting its first checkpoint (simulates a lost worker, once per file).
 CRASH_ENV = "CL_SIM_TEST_CRASH_FILE"
+FAIL_RANK_ENV = "CL_SIM_TEST_FAIL_RANK_FILE"  # tests: while this file exists, rank 1 raises mid-phase
 
 
 def pool_loop(config: dict) -> None:
@@ -65,6 +66,10 @@ def pool_loop(config: dict) -> None:
             result = run_job(job, store, dist, state)
         except Exception as exc:  # report the failure to the caller; keep serving other jobs
             error = _portable(exc)
+            if world > 1:  # the other ranks may wait in a collective this rank will never join:
+                # fail the job now (its caller sees this error), then take the worker group down
+                ray.get(pool.finish.remote(config["slot"], job["id"], None, error))
+                raise
         if rank == 0:
             ray.get(pool.finish.remote(config["slot"], job["id"], result, error))
 
@@ -108,6 +113,9 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict]) -> O
     if store.has(key):  # finished before a crash that came between `put` and `finish`
         return {"slot_wall_s": 0.0, "resumed_from_epoch": None}
     phase = Phase.from_dict(job["phase"])
+    marker = os.environ.get(FAIL_RANK_ENV)
+    if marker and dist.rank == 1 and os.path.exists(marker):
+        raise RuntimeError("injected failure on rank 1 (test hook)")  # rank 0 goes on into DDP's first all-reduce
     start = time.perf_counter()
     out = run_phase(phase, task, store, dist, resume=resume["state"] if resume else None,
                     checkpoint=lambda state: report_epoch(job, state, dist.rank))
@@ -147,7 +155,7 @@ def load_checkpoint(checkpoint) -> Optional[dict]:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as path:
-        return torch.load(Path(path) / "phase.pt", weights_only=True)
+        return torch.load(Path(path) / "phase.pt", weights_only=True, map_location="cpu")
 
 
 def _maybe_crash() -> None:

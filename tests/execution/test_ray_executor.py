@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray")
 from cl_sim.config import load_config  # noqa: E402
 from cl_sim.errors import StoreError  # noqa: E402
 from cl_sim.execution.local import LocalExecutor  # noqa: E402
-from cl_sim.execution.pool_worker import CRASH_ENV  # noqa: E402
+from cl_sim.execution.pool_worker import CRASH_ENV, FAIL_RANK_ENV  # noqa: E402
 from cl_sim.execution.ray_train import make_executor  # noqa: E402
 from cl_sim.methods.base import MethodContext  # noqa: E402
 from cl_sim.simulate import run_stream  # noqa: E402
@@ -42,10 +42,12 @@ def cluster(tmp_path_factory):
     # processes started here; it stays inert until a test creates the file.
     marker = tmp_path_factory.mktemp("crash") / "crash-once"
     os.environ[CRASH_ENV] = str(marker)
+    os.environ[FAIL_RANK_ENV] = str(marker.with_name("fail-rank-1"))
     ray.init(num_cpus=2, include_dashboard=True, namespace="cl_sim")
     yield marker
     ray.shutdown()
     os.environ.pop(CRASH_ENV, None)
+    os.environ.pop(FAIL_RANK_ENV, None)
 
 
 def quiet(msg):
@@ -122,6 +124,27 @@ def test_two_workers_agree_with_one_and_train_a_phase_once_after_an_error(cluste
         for name, tensor in one[group].items():
             torch.testing.assert_close(ddp[group][name], tensor, atol=1e-5, rtol=1e-4)
     assert abs(ddp_rec.R[0, 0] - one_rec.R[0, 0]) <= 1 / 32  # at most one test example apart
+
+
+@pytest.mark.timeout(300)
+def test_an_error_on_one_rank_fails_the_phase_promptly_instead_of_hanging(cluster, tmp_path):
+    # rank 1 raises before its first step while rank 0 goes on into DDP's first all-reduce: without
+    # the failing rank taking the group down, rank 0 would wait forever (pytest-timeout would fire)
+    cfg = make_cfg(tmp_path / "rank-store", "execution.num_workers=2", "execution.max_failures=0")
+    tasks = load_tasks(cfg)
+    fail = cluster.with_name("fail-rank-1")
+    fail.write_text("rank 1 raises")
+    executor = make_executor(cfg, Store(cfg.execution.store_dir), tasks, log=quiet)
+    try:
+        phase = MethodContext(cfg, tasks["a"], executor.run).phase("adapter")
+        with pytest.raises(RuntimeError, match="injected failure on rank 1"):
+            executor.run(phase)
+        fail.unlink()
+        assert executor.run(phase) == phase.key()  # the pool serves the next job on a fresh group
+    finally:
+        fail.unlink(missing_ok=True)
+        executor.shutdown()
+    assert Store(cfg.execution.store_dir).keys() == [phase.key()]
 
 
 def test_lost_worker_resumes_from_checkpoint(cluster, tmp_path):
