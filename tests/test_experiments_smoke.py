@@ -83,3 +83,17 @@ def test_killed_driver_then_rerun_gives_the_uninterrupted_table(tmp_path):
         a = pd.read_parquet(tmp_path / "a" / "task_order_smoke" / f"{name}.parquet")
         b = pd.read_parquet(tmp_path / "b" / "task_order_smoke" / f"{name}.parquet")
         pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "cb").is_dir(), reason="../shared/data is not beside the repo")
+def test_reproduce_smoke_writes_results_from_the_tables(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "reproduce.py"), "--smoke-test", "--local",
+                           "--address", "local", "--studies", "nli", "--results", str(results),
+                           f"output.dir={tmp_path / 'out'}", f"execution.store_dir={tmp_path / 'store'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = results.read_text()
+    for needle in ("ST-A - full FT, cb", "Fusion - ST-A", "AdapterDistillation - Fusion", "KT vs matched ST-A",
+                   "mean forgetting", "Seeds: [0, 1]", "--studies nli --local --smoke-test"):
+        assert needle in text, needle

@@ -1,0 +1,111 @@
+"""Reproduce the seed papers' comparisons on real tasks (../shared/data), with seeds, intervals and
+compute-matched controls, and write docs/RESULTS.md from the tables.
+
+    python experiments/reproduce.py                        # CPU suite (MiniLM): about 40 min on 2 cores
+    python experiments/reproduce.py --studies nli          # one study
+    python experiments/reproduce.py --config experiments/configs/reproduce_gpu.yaml   # papers' scale, GPU
+    python experiments/reproduce.py --smoke-test           # tiny model, a few examples: minutes, for CI
+
+Each study is one Ray Tune sweep (methods x orderings x seeds, phases on the Ray Train pool;
+`--local` trains in the trial processes). Its tables go to <output.dir>/<study>/, the report beside
+them, and the suite's RESULTS.md to --results (default: docs/RESULTS.md for the CPU suite, the
+output folder otherwise; a smoke test never writes into docs/).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SMOKE = {"backbone": {"name": "tiny-bert", "max_length": 32},
+         "training": {"epochs": 1, "max_train_examples": 32, "batch_size": 16}}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(HERE / "configs" / "reproduce_cpu.yaml"))
+    p.add_argument("--studies", default="", help="comma-separated study names (default: all)")
+    p.add_argument("--results", default=None, help="where RESULTS.md goes")
+    p.add_argument("--smoke-test", action="store_true", help="tiny-bert, 32 examples, 1 epoch, 2 seeds")
+    p.add_argument("--local", action="store_true", help="train in the trial processes, not the Ray Train pool")
+    p.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS or a new local one)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of every study's config (e.g. output.dir=...)")
+    return p.parse_args(argv)
+
+
+def merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def study_overrides(base: dict, study: dict, name: str, smoke: bool, local: bool) -> list[str]:
+    tree = merge(base, study.get("config", {}))
+    if tree.get("data_root") and not Path(tree["data_root"]).is_absolute():  # relative to the repository
+        tree["data_root"] = str(ROOT / tree["data_root"])
+    if smoke:
+        tree = merge(tree, SMOKE)
+        tree["output"] = {**tree.get("output", {}), "dir": str(Path(tree.get("output", {}).get("dir", "runs")) / "smoke")}
+    if local:
+        tree = merge(tree, {"execution": {"executor": "local"}})
+    sweep = {**study.get("sweep", {}), "name": name}
+    if smoke:
+        sweep["seeds"] = list(sweep.get("seeds", [0]))[:2]
+        sweep["sample"] = 1 if sweep.get("orderings") == "all" else sweep.get("sample")
+    return ([f"{k}={json.dumps(v)}" for k, v in tree.items()]
+            + [f"sweep.{k}={json.dumps(v)}" for k, v in sweep.items()])
+
+
+def main(argv=None) -> int:
+    from cl_sim.errors import CLSimError
+    from cl_sim.execution import ray_tune
+    from cl_sim.results_md import machine_line, results_markdown
+    from cl_sim.sweep import load_sweep, report_tasks, trials_for
+
+    args = parse_args(argv)
+    try:
+        from cl_sim.config import _set_dotted, parse_overrides
+
+        spec = yaml.safe_load(Path(args.config).read_text())
+        for key, value in parse_overrides(args.overrides):
+            _set_dotted(spec["base"], key, value)
+        names = [s for s in args.studies.split(",") if s] or list(spec["studies"])
+        unknown = sorted(set(names) - set(spec["studies"]))
+        if unknown:
+            raise CLSimError(f"--studies: unknown study {unknown[0]!r} (known: {', '.join(spec['studies'])})")
+        loaded = {n: load_sweep(None, study_overrides(spec["base"], spec["studies"][n], n, args.smoke_test,
+                                                      args.local)) for n in names}  # every study checked first
+        ray_tune.connect(args.address, log=print)
+        done = []
+        for name, (cfg, sweep) in loaded.items():
+            start = time.perf_counter()
+            res = ray_tune.run_sweep(cfg, sweep, trials_for(cfg, sweep), log=lambda m: print(m, flush=True))
+            command = ("python experiments/reproduce.py" + (f" --config {args.config}" if "cpu" not in args.config
+                                                             else "") + f" --studies {name}"
+                       + (" --local" if args.local else "") + (" --smoke-test" if args.smoke_test else ""))
+            done.append({"name": name, "title": spec["studies"][name]["title"], "command": command,
+                         "seeds": list(sweep.seeds), "trials": len(res.tables["trials"]),
+                         "wall_s": time.perf_counter() - start, "tasks": report_tasks(res.tables)})
+            print(f"study {name}: {res.paths['report']}", flush=True)
+    except (CLSimError, ConnectionError, OSError, KeyError) as exc:
+        print(f"reproduce: error: {exc}", file=sys.stderr)
+        return 2
+    default = (ROOT / "docs" / "RESULTS.md" if "cpu" in Path(args.config).name and not args.smoke_test
+               else Path(loaded[names[0]][0].output.dir) / "RESULTS.md")
+    out = Path(args.results) if args.results else default
+    from cl_sim.io import atomic_write_text
+
+    atomic_write_text(out, results_markdown(done, machine_line()))
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
