@@ -64,6 +64,7 @@ def cmd_run(args: list[str]) -> int:
     from cl_sim.execution import open_executor, resolve
     from cl_sim.execution.base import overhead_line
     from cl_sim.preflight import preflight
+    from cl_sim.progress import say
     from cl_sim.results import run_dir, write_run
     from cl_sim.simulate import run_stream
 
@@ -85,7 +86,7 @@ def cmd_run(args: list[str]) -> int:
     print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
           f"{cfg.adapter.kind}, seed {cfg.training.seed}, {cfg.execution.executor} executor) -> {out}", flush=True)
     try:
-        rec = run_stream(cfg, tasks, executor, ordering(cfg), run_id=out.name)
+        rec = run_stream(cfg, tasks, executor, ordering(cfg), run_id=out.name, log=say)
     finally:
         executor.close()
     write_run(cfg, rec, out, executor)
@@ -130,7 +131,8 @@ def cmd_report(args: list[str]) -> int:
         tables[name] = pd.read_parquet(path) if path.is_file() else None
     if tables["matrix"] is None and tables["tasks"] is None:
         raise ConfigError(f"report: {folder} holds no matrix.parquet or tasks.parquet")
-    print(f"report: {write_report(folder, **tables)}")
+    path = write_report(folder, **tables)
+    print(f"report: {path}\nhtml:   {path.with_suffix('.html')}")
     return 0
 
 
@@ -189,9 +191,17 @@ COMMANDS = {"run": cmd_run, "store": cmd_store, "validate": cmd_validate, "repor
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cl-sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quiet", action="store_true", help="results only: no progress lines or bars (CI)")
+    parser.add_argument("--verbose", action="store_true", help="also transformers' and Ray's own output")
     parser.add_argument("command", choices=sorted(COMMANDS))
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
+    flags = {"--quiet", "--verbose"}  # also accepted after the command
+    quiet, verbose = ns.quiet or "--quiet" in ns.args, ns.verbose or "--verbose" in ns.args
+    ns.args = [a for a in ns.args if a not in flags]
+    from cl_sim.progress import NORMAL, QUIET, VERBOSE, set_verbosity
+
+    set_verbosity(QUIET if quiet else VERBOSE if verbose else NORMAL)
     try:
         return COMMANDS[ns.command](ns.args)
     except CLSimError as exc:

@@ -417,4 +417,8 @@ def write_report(out_dir, matrix=None, tasks=None, attention=None, tenants=None)
         lines += _figure("Tenant onboarding timeline", "tenant_timeline.png")
     if len(lines) == 2:
         lines += ["No results to report.", ""]
-    return _atomic(out / "report.md", lambda tmp: tmp.write_text("\n".join(lines), encoding="utf-8"))
+    path = _atomic(out / "report.md", lambda tmp: tmp.write_text("\n".join(lines), encoding="utf-8"))
+    from cl_sim.html_report import write_html
+
+    write_html(path)  # report.html beside it: one self-contained page, plots embedded
+    return path

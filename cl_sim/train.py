@@ -13,6 +13,7 @@ from cl_sim.data.task import Task
 from cl_sim.data.tokenize import iterate
 from cl_sim.metrics import score as metric_score
 from cl_sim.model import AdaptedModel
+from cl_sim.progress import phase_bar
 from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, encoded,
                            make_loss, output_states, phase_seed, train_indices)
 
@@ -60,6 +61,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         opt.load_state_dict(resume["optim"])
         sched.load_state_dict(resume["sched"])
     model.train() if phase.kind == "finetune" else model.eval()  # frozen backbones run without dropout
+    bar = phase_bar(total - steps, f"{phase.kind} {phase.task}", dist.rank)
     for epoch in range(first_epoch, epochs):
         # dropout (finetune phases train in train mode) draws from the global RNG: seed it per epoch
         # so a phase is bit-identical across runs, processes and resumes
@@ -78,10 +80,12 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 steps += 1
+                bar.update()
         if checkpoint is not None:
             trainable = {k: v.detach().cpu().clone() for k, v in model.named_parameters() if v.requires_grad}
             checkpoint({"epoch": epoch, "steps": steps, "examples": examples, "model": trainable,
                         "optim": opt.state_dict(), "sched": sched.state_dict()})
+    bar.close()
     model.eval()
     record = phase.kind == "fusion" and phase.fusion.get("record_attention", True)
     dev_score = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,

@@ -28,6 +28,8 @@ def parse_args(doc: str, name: str) -> argparse.Namespace:
                    help="train each trial's phases in its own process instead of the Ray Train phase pool (debugging)")
     p.add_argument("--sample", type=int, metavar="K",
                    help="a seeded sample of K orderings of the tasks (= sweep.orderings=all sweep.sample=K)")
+    p.add_argument("--quiet", action="store_true", help="results only: no progress lines (CI)")
+    p.add_argument("--verbose", action="store_true", help="also the trials', transformers' and Ray's own output")
     p.add_argument("overrides", nargs="*", help="key=value overrides (sweep.* for the sweep section)")
     return p.parse_args()
 
@@ -39,6 +41,9 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
     from cl_sim.sweep import load_sweep
 
     args = parse_args(doc, name)
+    from cl_sim.progress import NORMAL, QUIET, VERBOSE, set_verbosity
+
+    set_verbosity(QUIET if args.quiet else VERBOSE if args.verbose else NORMAL)
     start = time.perf_counter()
     try:
         sample = ["sweep.orderings=all", f"sweep.sample={args.sample}"] if args.sample else []
@@ -56,6 +61,7 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
         return 2
     n = len(res.tables["tasks"])
     print(f"table:  {res.paths['tasks']}  ({n} rows = trial x task)\nreport: {res.paths['report']}\n"
+          f"html:   {res.paths['report'].with_suffix('.html')}\n"
           f"done in {time.perf_counter() - start:.1f} s", flush=True)
     if res.failures:
         print(f"{name}: error: {len(res.failures)} trial(s) failed (see {res.paths['failures']}); the tables "
@@ -65,4 +71,6 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
 
 
 def _log(msg: str) -> None:
-    print(msg, flush=True)
+    from cl_sim.progress import say
+
+    say(msg)  # progress; the result lines (table, report, counts) are printed by main in any case

@@ -35,6 +35,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--smoke-test", action="store_true", help="tiny-bert, 32 examples, 1 epoch, 2 seeds")
     p.add_argument("--local", action="store_true", help="train in the trial processes, not the Ray Train pool")
     p.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS or a new local one)")
+    p.add_argument("--quiet", action="store_true", help="results only: no progress lines (CI)")
+    p.add_argument("--verbose", action="store_true", help="also the trials', transformers' and Ray's own output")
     p.add_argument("overrides", nargs="*", help="key=value overrides of every study's config (e.g. output.dir=...)")
     return p.parse_args(argv)
 
@@ -70,6 +72,9 @@ def main(argv=None) -> int:
     from cl_sim.sweep import load_sweep, report_tasks, trials_for
 
     args = parse_args(argv)
+    from cl_sim.progress import NORMAL, QUIET, VERBOSE, say, set_verbosity
+
+    set_verbosity(QUIET if args.quiet else VERBOSE if args.verbose else NORMAL)
     try:
         from cl_sim.config import _set_dotted, parse_overrides
 
@@ -82,11 +87,11 @@ def main(argv=None) -> int:
             raise CLSimError(f"--studies: unknown study {unknown[0]!r} (known: {', '.join(spec['studies'])})")
         loaded = {n: load_sweep(None, study_overrides(spec["base"], spec["studies"][n], n, args.smoke_test,
                                                       args.local)) for n in names}  # every study checked first
-        ray_tune.connect(args.address, log=print)
+        ray_tune.connect(args.address, log=say)
         done = []
         for name, (cfg, sweep) in loaded.items():
             start = time.perf_counter()
-            res = ray_tune.run_sweep(cfg, sweep, trials_for(cfg, sweep), log=lambda m: print(m, flush=True))
+            res = ray_tune.run_sweep(cfg, sweep, trials_for(cfg, sweep), log=say)
             command = ("python experiments/reproduce.py" + (f" --config {args.config}" if "cpu" not in args.config
                                                              else "") + f" --studies {name}"
                        + (" --local" if args.local else "") + (" --smoke-test" if args.smoke_test else ""))

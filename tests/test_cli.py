@@ -61,3 +61,16 @@ def test_run_local_switch_trains_in_process_even_against_a_cluster(tmp_path, cap
     assert yaml.safe_load((tmp_path / "out" / "r" / "config.yaml").read_text())["execution"]["executor"] == "local"
     phases = pd.read_parquet(tmp_path / "out" / "r" / "phases.parquet")
     assert set(phases["executor"]) == {"local"} and set(phases["workers"]) == {1}
+
+
+def test_quiet_prints_results_only_and_normal_prints_a_line_per_phase(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("CL_SIM_VERBOSITY", "1")
+    config = str(_config(tmp_path))
+    assert main(["run", config, "output.name=normal"]) == 0
+    normal = capsys.readouterr()
+    assert "done  adapter  a" in normal.out and "examples/s" in normal.out and "[1/2] a:" in normal.out
+    assert main(["--quiet", "run", config, "output.name=quiet"]) == 0  # same phases: reused from the store
+    quiet = capsys.readouterr()
+    assert "train " not in quiet.out and "[1/2]" not in quiet.out and "it/s" not in quiet.err
+    assert "accuracy matrix" in quiet.out and "phases trained 0" in quiet.out  # the results are still there

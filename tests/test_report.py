@@ -139,3 +139,15 @@ def test_markdown_table_formats_nan_and_pipes(monkeypatch, without_tabulate):
 def test_plot_curve_rejects_unknown_x(tmp_path):
     with pytest.raises(ValueError):
         report.plot_curve(_tasks_df(), "seed", tmp_path / "x.png")
+
+
+def test_report_html_is_one_self_contained_page(tmp_path):
+    from cl_sim.report import write_report
+
+    matrix = pd.DataFrame([{"run_id": "r", "method": "st_a", "seed": 0, "ordering": "a>b", "arrival": i,
+                            "task": t, "position": j, "score": 0.5 + 0.1 * i}
+                           for i in range(2) for j, t in enumerate("ab") if j <= i])
+    md = write_report(tmp_path / "rep", matrix=matrix)
+    html = md.with_suffix(".html").read_text()
+    assert html.startswith("<!doctype html>") and "<table>" in html
+    assert 'src="data:image/png;base64,' in html and ".png\"" not in html  # every plot embedded

@@ -83,7 +83,9 @@ def open_executor(cfg: Config, tasks: dict[str, Task], threads: int = 0, log: Op
     `training.threads` is 0 (0 = every core)."""
     from cl_sim.store import Store
 
-    log = log or (lambda m: print(f"  {m}", flush=True))
+    from cl_sim.progress import say
+
+    log = log or (lambda m: say(f"  {m}"))
     cfg = resolve(cfg, default, log=log)
     store = Store(cfg.execution.store_dir)
     if cfg.execution.executor == "ray":

@@ -63,6 +63,9 @@ class LocalExecutor:
         out = run_phase(phase, self.tasks[phase.task], self.store, dist)
         execution = {"executor": "local", "workers": 1, "device": self.device}
         self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution))
+        m = out.metrics
+        self.log(f"done  {phase.kind:<8} {phase.task:<12} {m['wall_s']:.1f} s, {m['steps']} steps, "
+                 f"{m['examples'] / max(m['wall_s'], 1e-9):.0f} examples/s, dev {m['dev_score']:.3f}")
         self.trained += 1
         return key
 

@@ -51,7 +51,10 @@ def connect(address: Optional[str] = None, log: Log = print) -> bool:
     one; `auto` / `host:port` = that cluster. Returns True when this process started Ray."""
     if ray.is_initialized():
         return False
-    ctx = ray.init(address=address, logging_level=logging.WARNING)
+    from cl_sim.progress import QUIET, verbosity
+
+    # quiet: the trials' own lines (per phase) stay in their logs; the driver prints per trial
+    ctx = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbosity() > QUIET)
     node = getattr(ray._private.worker.global_worker, "node", None)
     started = bool(getattr(node, "head", False))  # a driver that joins a cluster has a non-head node
     dash = f", dashboard {ctx.dashboard_url}" if ctx.dashboard_url else ""
@@ -63,6 +66,9 @@ def connect(address: Optional[str] = None, log: Log = print) -> bool:
 def _trainable(config: dict, base: dict, trials: dict, threads: int, cwd: str) -> None:
     if os.path.isdir(cwd):  # Tune starts trials in their own folder; relative data paths mean the driver's
         os.chdir(cwd)
+    from cl_sim.progress import set_verbosity, verbosity
+
+    set_verbosity(verbosity())  # the driver's level (inherited env): quiets Ray Train's checkpoint lines
     out = run_trial(base, trials[config["trial"]], threads, log=lambda m: print(m, flush=True), report=tune.report)
     numbers = {k: v for k, v in out["summary"].items() if k in SUMMARY}
     with tempfile.TemporaryDirectory() as tmp:  # the rows travel as a checkpoint (Tune's storage), not a metric
@@ -94,9 +100,12 @@ class _Progress(tune.Callback):
             return
         self.done += 1
         acc = result.get("avg_accuracy")
+        running = sum(t.status == "RUNNING" for t in trials)
+        queued = sum(t.status == "PENDING" for t in trials)
         self.log(f"[{self.done}/{self.total}] {trial.config['trial']}: avg_accuracy "
                  f"{'-' if acc is None else f'{acc:.3f}'}, phases trained {result['phases_trained']}, "
-                 f"reused {result['phases_reused']} ({time.strftime('%H:%M:%S')})")
+                 f"reused {result['phases_reused']}; trials running {running}, queued {queued} "
+                 f"({time.strftime('%H:%M:%S')})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.log(f"trial {trial.config.get('trial')} FAILED (its log: {trial.local_path})")
