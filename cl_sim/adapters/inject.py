@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from cl_sim.adapters.fusion import Fusion
-from cl_sim.adapters.modules import Bottleneck
+from cl_sim.adapters.modules import Bottleneck, stackable, stacked_bottlenecks
 from cl_sim.errors import ConfigError
 
 _BERTLIKE = {
@@ -47,6 +47,11 @@ POSITIONS = {"houlsby": ("attn", "ffn"), "pfeiffer": ("ffn",), "adalink": ("emb"
 POSITION_NAMES = {"attn": "after the attention output", "ffn": "after the feed-forward output",
                   "emb": "after the embeddings"}
 FUSION_PLACEMENTS = ("ffn", "all")
+
+
+# N teachers' adapters in one batched pass (modules.stacked_bottlenecks); False = the per-adapter
+# loop (benchmarks/multi_teacher.py compares the two)
+BATCHED_TEACHERS = True
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,11 @@ class AdapterSlot(nn.Module):
         return h
 
     def _fuse(self, h: torch.Tensor, comp: Fuse) -> torch.Tensor:
-        outputs = torch.stack([self.cl_adapters[n](h) for n in comp.names])  # (N, B, T, H)
+        adapters = [self.cl_adapters[n] for n in comp.names]
+        if BATCHED_TEACHERS and len(adapters) > 1 and stackable(adapters):
+            outputs = stacked_bottlenecks(adapters, h)  # (N, B, T, H), two batched products
+        else:
+            outputs = torch.stack([a(h) for a in adapters])
         if comp.fusion not in self.cl_fusion:  # a Houlsby attention slot with fusion after the FFN only:
             return outputs.mean(0)  # the teachers' adapters averaged (one teacher: exactly that adapter)
         fused, att = self.cl_fusion[comp.fusion](h, outputs)

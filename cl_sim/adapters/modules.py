@@ -30,6 +30,30 @@ class Bottleneck(nn.Module):
         return x + self.up(self.act(self.down(x)))
 
 
+def stacked_bottlenecks(adapters: list, x: torch.Tensor) -> torch.Tensor:
+    """The outputs of N bottlenecks of one shape on the same input, (N, B, T, H), in two batched
+    products instead of 2N small ones: every down-projection as one matmul against the weights
+    stacked along the bottleneck axis, then every up-projection as one batched matmul. The same
+    maths as `torch.stack([a(x) for a in adapters])` (equal up to float rounding); it matters when
+    a fusion over many teachers runs every step (AdapterHub's 5-adapter fusion: 0.28x ST-A speed)."""
+    n, r = len(adapters), adapters[0].down.out_features
+    down_w = torch.cat([a.down.weight for a in adapters])  # (N*r, H)
+    down_b = torch.cat([a.down.bias for a in adapters])
+    z = adapters[0].act(nn.functional.linear(x, down_w, down_b))  # (B, T, N*r)
+    z = z.reshape(*x.shape[:-1], n, r).movedim(-2, 0)  # (N, B, T, r)
+    up_w = torch.stack([a.up.weight for a in adapters])  # (N, H, r)
+    up_b = torch.stack([a.up.bias for a in adapters])  # (N, H)
+    out = torch.matmul(z.reshape(n, -1, r), up_w.transpose(1, 2)).reshape(n, *x.shape)
+    return x.unsqueeze(0) + out + up_b.reshape(n, *([1] * (x.dim() - 1)), -1)
+
+
+def stackable(adapters: list) -> bool:
+    """Bottlenecks of one shape and activation (what `stacked_bottlenecks` can batch)."""
+    first = adapters[0]
+    return all(isinstance(a, Bottleneck) and a.down.weight.shape == first.down.weight.shape
+               and type(a.act) is type(first.act) for a in adapters)
+
+
 def bottleneck_params(hidden: int, bottleneck: int) -> int:
     """Parameters of one Bottleneck: two weight matrices and two biases."""
     return 2 * hidden * bottleneck + bottleneck + hidden

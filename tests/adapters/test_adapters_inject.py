@@ -109,3 +109,22 @@ def test_unsupported_encoder_is_a_clear_error():
     gpt = GPT2Model(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=100))
     with pytest.raises(ConfigError, match="'gpt2' is not supported"):
         AdaptedModel(gpt, AdapterConfig(kind="pfeiffer"))
+
+
+@pytest.mark.parametrize("n", [2, 5])
+@pytest.mark.parametrize("act", ["relu", "gelu", "identity"])
+def test_batched_teachers_equal_the_per_adapter_loop(n, act):
+    from cl_sim.adapters.modules import Bottleneck, stacked_bottlenecks
+
+    torch.manual_seed(0)
+    adapters = [Bottleneck(32, 8, act) for _ in range(n)]
+    for a in adapters:  # trained-looking adapters (a fresh one has up = 0)
+        torch.nn.init.normal_(a.up.weight, std=0.1)
+        torch.nn.init.normal_(a.up.bias, std=0.1)
+    x = torch.randn(3, 7, 32)
+    loop = torch.stack([a(x) for a in adapters])
+    batched = stacked_bottlenecks(adapters, x)
+    assert batched.shape == (n, 3, 7, 32)
+    torch.testing.assert_close(batched, loop, atol=1e-6, rtol=1e-5)
+    batched.sum().backward()  # gradients reach every adapter (AdapterDistillation's student is one)
+    assert all(a.down.weight.grad is not None for a in adapters)
