@@ -340,6 +340,7 @@ def _tasks_section(out: Path, tasks: pd.DataFrame) -> list[str]:
         by_order = tasks.groupby(["method", "ordering"], as_index=False).agg(
             runs=("run_id", "nunique"), final_score=("final_score", "mean"), kt=("kt", "mean"))
         lines += ["## By ordering", "", markdown_table(by_order), ""]
+        lines += _ordering_section(out, tasks)
     if tasks["kt"].notna().any():
         plot_kt_by_position(tasks, out / "kt_by_position.png")
         lines += _figure("Knowledge transfer by position", "kt_by_position.png")
@@ -351,6 +352,23 @@ def _tasks_section(out: Path, tasks: pd.DataFrame) -> list[str]:
             name = f"curve_{x}.png"
             plot_curve(tasks, x, out / name)
             lines += _figure(f"KT and final score vs {x.replace('_', ' ')}", name)
+    return lines
+
+
+def _ordering_section(out: Path, tasks: pd.DataFrame) -> list[str]:
+    """Ordering effect size, each target's score by what preceded it, teacher -> target heatmaps."""
+    from cl_sim import analysis
+
+    lines = ["## Ordering analysis", "", "Ordering effect (per seed: max - min across orderings of the run's mean "
+             "final score):", "", markdown_table(analysis.ordering_effect(tasks)), ""]
+    for method in sorted(tasks["method"].unique()):
+        matrix = analysis.transfer_matrix(tasks, method)
+        if matrix.notna().to_numpy().any():
+            name = f"transfer_{_slug(method)}.png"
+            analysis.plot_transfer_heatmap(matrix, out / name, f"{method}: teacher -> target")
+            lines += [f"### {method}: score by the tasks before it", "",
+                      markdown_table(analysis.score_by_predecessors(tasks, method)), ""]
+            lines += _figure(f"{method}: teacher -> target transfer", name)
     return lines
 
 

@@ -1,0 +1,101 @@
+"""Ordering analysis for sweeps over task orderings: what preceded a task, and what that did.
+
+    by_set = score_by_predecessors(tasks, "i2i")            # a target's score by the set before it
+    gain = transfer_matrix(tasks, "i2i")                    # teacher -> target: with minus without
+    effect = ordering_effect(tasks)                         # spread across orderings, 95% CI over seeds
+    plot_transfer_heatmap(gain, "transfer_i2i.png")
+
+All of it reads the sweep's task rows (method, seed, ordering "a>b>c", task, position, diag_score,
+final_score), so it works on any study that varied the ordering.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cl_sim import stats
+
+
+def _preceding(row) -> list[str]:
+    return str(row["ordering"]).split(">")[: int(row["position"])]
+
+
+def score_by_predecessors(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
+    """One row per (target, tasks before it): as a set and as a sequence, with the target's mean
+    score right after learning it and the number of rows (orderings x seeds) behind the mean."""
+    g = tasks[tasks["method"] == method].copy()
+    g["before (sequence)"] = [" > ".join(_preceding(r)) or "(first)" for _, r in g.iterrows()]
+    g["before (set)"] = [", ".join(sorted(_preceding(r))) or "(first)" for _, r in g.iterrows()]
+    rows = []
+    for (task, as_set), s in g.groupby(["task", "before (set)"], sort=True):
+        sequences = sorted(set(s["before (sequence)"]))
+        by_seq = "; ".join(f"{q}: {100 * s[s['before (sequence)'] == q]['diag_score'].mean():.1f}"
+                           for q in sequences) if len(sequences) > 1 else ""
+        rows.append({"target": task, "before (set)": as_set, "rows": len(s),
+                     "score, points": 100 * float(s["diag_score"].mean()), "by sequence": by_seq})
+    return pd.DataFrame(rows)
+
+
+def transfer_matrix(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
+    """teacher x target: the target's mean score (points) when the teacher came before it minus
+    when it did not, over every ordering and seed (NaN where one side never happened)."""
+    g = tasks[tasks["method"] == method]
+    names = sorted(g["task"].unique())
+    out = pd.DataFrame(np.nan, index=pd.Index(names, name="teacher"), columns=pd.Index(names, name="target"))
+    before = [set(_preceding(r)) for _, r in g.iterrows()]
+    scores = g["diag_score"].to_numpy(dtype=float)
+    targets = g["task"].to_numpy()
+    for teacher in names:
+        for target in names:
+            if teacher == target:
+                continue
+            on = np.array([t == target and teacher in b for t, b in zip(targets, before)])
+            off = np.array([t == target and teacher not in b for t, b in zip(targets, before)])
+            if on.any() and off.any():
+                out.loc[teacher, target] = 100 * (scores[on].mean() - scores[off].mean())
+    return out
+
+
+def ordering_effect(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Per method: how much the order matters. Per seed, the spread (max - min, points) across
+    orderings of the run's mean final score; then the mean spread and its 95% t-interval over
+    seeds. A spread whose interval includes 0 is not an ordering effect."""
+    rows = []
+    for method, g in tasks.groupby("method", sort=True):
+        if g["ordering"].nunique() < 2:
+            continue
+        per_run = g.groupby(["seed", "ordering"])["final_score"].mean()
+        spreads = [100 * (v.max() - v.min()) for _, v in per_run.groupby(level="seed") if len(v) > 1]
+        iv = stats.mean_ci(spreads)
+        best = per_run.groupby(level="ordering").mean()
+        rows.append({"method": method, "orderings": g["ordering"].nunique(), "seeds": iv.n,
+                     "spread across orderings, points (95% CI)": iv.fmt(2),
+                     "best ordering": best.idxmax(), "worst ordering": best.idxmin()})
+    return pd.DataFrame(rows)
+
+
+def plot_transfer_heatmap(matrix: pd.DataFrame, path, title: str = "") -> None:
+    """teacher (rows) -> target (columns) heatmap of `transfer_matrix`, diverging around 0."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = matrix.to_numpy(dtype=float)
+    n = len(matrix)
+    fig = Figure(figsize=(max(5.0, 1.6 + 0.9 * n), max(4.0, 1.2 + 0.8 * n)), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu", vmin=-lim, vmax=lim)
+    ax.set_xticks(range(n), matrix.columns, rotation=45, ha="right")
+    ax.set_yticks(range(n), matrix.index)
+    ax.set_xlabel("target")
+    ax.set_ylabel("teacher (came before)")
+    for i in range(n):
+        for j in range(n):
+            if np.isfinite(values[i, j]):
+                dark = abs(values[i, j]) > lim / 2
+                ax.text(j, i, f"{values[i, j]:+.1f}", ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, label="with - without teacher (points)")
+    ax.set_title(title or "teacher -> target transfer", fontsize=10)
+    fig.savefig(path, dpi=110)
