@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import ray
 
-from cl_sim.execution.store_actor import NAMESPACE, actor_name
+from cl_sim.execution.store_actor import LEASE_S, NAMESPACE, actor_name
 
 log = logging.getLogger("cl_sim.pool")
 
@@ -157,13 +157,21 @@ class PhasePool:
         if not await self.store.claim.remote(key, self.name):
             self.stats["reused"] += 1
             return {"key": key, "trained": False}
+        renewal = asyncio.ensure_future(self._renew(key))  # the lease lives as long as this pool does
         try:
             info = await self._submit({"op": "phase", "key": key, "phase": phase, "task": data_hash})
         except BaseException:
             await self.store.release.remote(key)  # let a waiting caller train it instead
             raise
+        finally:
+            renewal.cancel()
         self.stats["trained"] += 1
         return {"key": key, "trained": True, **info}
+
+    async def _renew(self, key: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            await self.store.renew.remote(key, self.name)
 
     async def evaluate(self, dep: dict, data_hash: str, key: str) -> tuple:
         """Score a deployment on a worker (cached in the store under `key`)."""

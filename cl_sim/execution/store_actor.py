@@ -13,7 +13,14 @@ loses no finished phase and a later session re-reads the files (`get_ref` re-put
 
 Claims make concurrent requests for one phase train it once: `claim(key, owner)` answers True
 to exactly one caller; every other caller waits inside the actor until that caller `put`s the
-key (then gets False: reuse it) or `release`s it (then one of them gets the claim).
+key (then gets False: reuse it) or `release`s it (then one of them gets the claim). A claim is a
+lease: its owner `renew`s it while it trains (the phase pool does, every `LEASE_S / 3`); when the
+owner dies (its pool, node or driver gone) the renewals stop, and after `LEASE_S` a waiter takes
+the claim over and trains the phase itself instead of waiting forever.
+
+Lifetime: the actor is detached and counts the jobs `attach`ed to it; `detach` by the last one
+ends it. So one job's shutdown never kills a store another job still uses, and a job that dies
+without detaching leaves an actor the next job attaches to (its state is the durable files).
 
 Task data travels the same way: `put_task` stores each `Task` once, keyed by its data hash, and
 workers fetch it with `task(data_hash)` (cached per process).
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
@@ -33,6 +41,7 @@ from cl_sim.data.task import Task
 from cl_sim.store import States, Store
 
 NAMESPACE = "cl_sim"
+LEASE_S = 60.0  # a claim not renewed for this long is taken over by a waiter
 
 
 def actor_name(root: str | Path) -> str:
@@ -48,11 +57,25 @@ class StoreActor:
     event loop on purpose: they are small and serialising them keeps one writer per key.
     """
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, lease_s: float = LEASE_S):
         self.store = Store(root, cache_entries=4)  # the object store is the cache; keep few copies here
         self.refs: dict[str, ray.ObjectRef] = {}
         self.claims: dict[str, tuple[str, asyncio.Event]] = {}
+        self.expires: dict[str, float] = {}  # key -> monotonic time its claim's lease lapses
+        self.lease_s = lease_s
         self.tasks: dict[str, ray.ObjectRef] = {}
+        self.users: set[str] = set()
+
+    async def attach(self, user: str) -> int:
+        self.users.add(user)
+        return len(self.users)
+
+    async def detach(self, user: str) -> int:
+        """Forget `user`; the last one out ends the actor (the durable files stay)."""
+        self.users.discard(user)
+        if not self.users:  # inside the method: no attach can slip in between the count and the exit
+            ray.actor.exit_actor()
+        return len(self.users)
 
     async def has(self, key: str) -> bool:
         return key in self.refs or self.store.has(key)
@@ -78,15 +101,30 @@ class StoreActor:
         return entry
 
     async def claim(self, key: str, owner: str) -> bool:
-        """True: the caller trains `key`. False: it is in the store (possibly after waiting)."""
+        """True: the caller trains `key`. False: it is in the store (possibly after waiting).
+        A claim whose lease lapsed (its owner stopped renewing) passes to the waiter."""
         while True:
             if key in self.refs or self.store.has(key):
                 return False
             held = self.claims.get(key)
-            if held is None:
+            if held is None or time.monotonic() >= self.expires.get(key, 0.0):
+                if held is not None:  # the owner is gone: wake the other waiters, take it over
+                    held[1].set()
                 self.claims[key] = (owner, asyncio.Event())
+                self.expires[key] = time.monotonic() + self.lease_s
                 return True
-            await held[1].wait()
+            try:
+                await asyncio.wait_for(held[1].wait(), max(0.01, self.expires[key] - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass  # re-check: renewed (wait again) or lapsed (take it over)
+
+    async def renew(self, key: str, owner: str) -> bool:
+        """Extend `owner`'s lease on `key`; False when the claim is no longer its own."""
+        held = self.claims.get(key)
+        if held is None or held[0] != owner:
+            return False
+        self.expires[key] = time.monotonic() + self.lease_s
+        return True
 
     async def release(self, key: str) -> None:
         """Give up a claim without a result (the phase failed): a waiter may take it over."""
@@ -100,6 +138,7 @@ class StoreActor:
         return len(stale)
 
     def _drop_claim(self, key: str) -> None:
+        self.expires.pop(key, None)
         held = self.claims.pop(key, None)
         if held is not None:
             held[1].set()
@@ -133,8 +172,8 @@ class RayStoreClient:
     Entries never change once written, so metas and states are cached in this process.
     """
 
-    def __init__(self, actor, root: str | Path, cache_entries: int = 32):
-        self.actor = actor
+    def __init__(self, actor, root: str | Path, cache_entries: int = 32, user: Optional[str] = None):
+        self.actor, self.user = actor, user
         self.root = Path(root).resolve()
         self._metas: dict[str, dict] = {}
         self._states: OrderedDict[str, States] = OrderedDict()
@@ -143,14 +182,17 @@ class RayStoreClient:
         self._lock = threading.Lock()  # executors run phases from several threads
 
     @classmethod
-    def start(cls, root: str | Path) -> "RayStoreClient":
+    def start(cls, root: str | Path, lease_s: float = LEASE_S) -> "RayStoreClient":
         """Create the store actor for `root`, or attach to the one already running."""
         Path(root).mkdir(parents=True, exist_ok=True)
         # Pinned to this node: the durable files land on the machine whose folder was named.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         actor = StoreActor.options(name=actor_name(root), namespace=NAMESPACE, get_if_exists=True,
-                                   max_concurrency=1000, scheduling_strategy=here).remote(str(Path(root).resolve()))
-        return cls(actor, root)
+                                   lifetime="detached", max_concurrency=1000,
+                                   scheduling_strategy=here).remote(str(Path(root).resolve()), lease_s)
+        user = f"{ray.get_runtime_context().get_job_id()}:{id(actor)}"
+        ray.get(actor.attach.remote(user))
+        return cls(actor, root, user=user)
 
     @classmethod
     def connect(cls, root: str | Path) -> "RayStoreClient":
@@ -206,5 +248,9 @@ class RayStoreClient:
         return self._tasks[data_hash]
 
     def kill(self) -> None:
-        """End the actor (its refs go with it; the durable files stay)."""
-        ray.kill(self.actor)
+        """Detach this job; the actor ends when no job uses it any more (the durable files stay)."""
+        if self.user is not None:
+            try:
+                ray.get(self.actor.detach.remote(self.user))
+            except ray.exceptions.RayActorError:  # already gone
+                pass

@@ -98,3 +98,34 @@ def test_scores_and_tasks_round_trip(client):
     client.register_tasks({"t": task})
     client.register_tasks({"t": task})  # a second trial: nothing shipped again
     assert client.task(task.data_hash()).data_hash() == task.data_hash()
+
+
+def test_a_dead_owners_claim_passes_to_the_waiter_after_its_lease(tmp_path):
+    client = RayStoreClient.start(tmp_path / "store", lease_s=1.0)
+    actor = client.actor
+    try:
+        assert ray.get(actor.claim.remote("k", "pool-a")) is True
+        waiting = actor.claim.remote("k", "pool-b")
+        for _ in range(6):  # pool-a alive: it renews, pool-b keeps waiting past the lease
+            assert ray.get(actor.renew.remote("k", "pool-a")) is True
+            assert not ray.wait([waiting], timeout=0.4)[0]
+        # pool-a dies mid-phase (no more renewals): within a lease pool-b takes the phase over
+        assert ray.get(waiting, timeout=5) is True
+        assert ray.get(actor.renew.remote("k", "pool-a")) is False  # the claim is pool-b's now
+        client.put("k", states(), {"metrics": {}})  # pool-b finishes it
+        assert ray.get(actor.claim.remote("k", "pool-c")) is False
+    finally:
+        client.kill()
+
+
+def test_one_jobs_shutdown_leaves_the_store_to_the_job_still_using_it(tmp_path):
+    first = RayStoreClient.start(tmp_path / "store")
+    second = RayStoreClient.start(tmp_path / "store")  # another job on the same store
+    first.put("k", states(2), {"metrics": {}})
+    first.kill()  # the first job shuts down
+    time.sleep(0.5)
+    assert second.has("k") and ray.get(second.actor.claim.remote("j", "pool")) is True  # still serving
+    second.kill()  # the last user: the actor ends
+    time.sleep(0.5)
+    with pytest.raises(ValueError):
+        ray.get_actor(f"cl_sim_store:{(tmp_path / 'store').resolve()}", namespace="cl_sim")
