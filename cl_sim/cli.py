@@ -152,9 +152,13 @@ def cmd_store(args: list[str]) -> int:
     if rest[:1] == ["--store"]:
         if len(rest) != 2:
             raise ConfigError("store: --store takes one folder and nothing else")
-        root = Path(rest[1])
+        raw = rest[1]
     else:
-        root = Path(_load(rest).execution.store_dir)
+        raw = _load(rest).execution.store_dir
+    root = Path(raw)
+    if "://" in raw:
+        raise ConfigError("store: ls/verify/gc work on local or NFS folders; for an object store, use its own "
+                          "tools on the bucket (the layout is the same: states/, manifest/, scores/)")
     if not (root / "manifest").is_dir():
         raise ConfigError(f"store: {root} is not a cl_sim store (no manifest/ folder)")
     store = Store(root)

@@ -7,6 +7,8 @@
 Layout: `<root>/states/<key>.safetensors` plus `<root>/manifest/<key>.json` holding the file's
 sha256, byte size, tensor groups and the phase's metrics. Both are written atomically and the
 manifest entry last, so an entry that is listed is complete; a crash leaves no half entry.
+The root may be a filesystem URI every node reaches (`s3://…`; `cl_sim.storage`): object stores
+have no rename, but a PUT is atomic, and the manifest-last order is the commit point there too.
 Per-entry manifest files let many processes (Ray workers, sweep trials) add entries without a
 shared lock. Keys are content-derived (see `cl_sim.phases.Phase.key`), so a phase already
 computed by any run or trial is found here instead of being trained again.
@@ -23,10 +25,11 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
 from cl_sim.errors import StoreError
-from cl_sim.io import _json_default, atomic_save_file, atomic_write_json
+from cl_sim.io import _json_default
+from cl_sim.storage import Files, is_uri
 
 States = dict[str, dict[str, torch.Tensor]]  # group ("adapter", "head", ...) -> tensors
 
@@ -37,7 +40,7 @@ def flatten(states: States) -> dict[str, torch.Tensor]:
 
 def unflatten(flat: dict[str, torch.Tensor]) -> States:
     states: States = {}
-    for name, v in flat.items():
+    for name, v in sorted(flat.items()):  # name order, whatever order the file holds them in
         g, _, k = name.partition("/")
         states.setdefault(g, {})[k] = v
     return states
@@ -59,30 +62,35 @@ def sha256_file(path: Path) -> str:
 
 
 class Store:
+    """`root`: a folder, or a filesystem URI every node reaches (`s3://bucket/prefix`, see
+    `cl_sim.storage`): the same layout and checks on both."""
+
     def __init__(self, root: str | Path, cache_entries: int = 64):
-        self.root = Path(root)
-        (self.root / "states").mkdir(parents=True, exist_ok=True)
-        (self.root / "manifest").mkdir(parents=True, exist_ok=True)
+        self.root = str(root) if is_uri(root) else Path(root)
+        self.files = Files(root)
+        if not self.files.uri:
+            (self.root / "states").mkdir(parents=True, exist_ok=True)
+            (self.root / "manifest").mkdir(parents=True, exist_ok=True)
         self._cache: OrderedDict[str, States] = OrderedDict()
         self._cache_entries = cache_entries
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
-        return self.root / "states" / f"{key}.safetensors", self.root / "manifest" / f"{key}.json"
+    def _paths(self, key: str) -> tuple[str, str]:
+        return f"states/{key}.safetensors", f"manifest/{key}.json"
 
     def has(self, key: str) -> bool:
-        return self._paths(key)[1].is_file()
+        return self.files.exists(self._paths(key)[1])
 
     def keys(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "manifest").glob("*.json"))
+        return self.files.names("manifest", ".json")
 
     def meta(self, key: str) -> dict:
         path = self._paths(key)[1]
-        if not path.is_file():
+        if not self.files.exists(path):
             raise StoreError(f"store {self.root}: no entry '{key}'")
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise StoreError(f"store {self.root}: manifest entry {path.name} is corrupt; delete it to retrain") from None
+            return json.loads(self.files.read(path))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise StoreError(f"store {self.root}: manifest entry {key}.json is corrupt; delete it to retrain") from None
 
     def states(self, key: str) -> States:
         if key in self._cache:
@@ -90,16 +98,17 @@ class Store:
             return self._cache[key]
         entry = self.meta(key)
         path = self._paths(key)[0]
-        if not path.is_file():
-            raise StoreError(f"store {self.root}: state file {path.name} is missing for entry '{key}'")
-        digest = sha256_file(path)
+        if not self.files.exists(path):
+            raise StoreError(f"store {self.root}: state file {key}.safetensors is missing for entry '{key}'")
+        blob = self.files.read(path)
+        digest = hashlib.sha256(blob).hexdigest()
         if "check" in entry and manifest_check(entry) != entry["check"]:
             raise StoreError(f"store {self.root}: manifest entry '{key}' is corrupt (its check does not match); "
                              f"delete it to retrain")
         if digest != entry["sha256"]:
-            raise StoreError(f"store {self.root}: {path.name} is corrupt (sha256 {digest[:12]} != manifest "
+            raise StoreError(f"store {self.root}: {key}.safetensors is corrupt (sha256 {digest[:12]} != manifest "
                              f"{entry['sha256'][:12]}); delete it and its manifest entry to retrain")
-        states = unflatten(load_file(str(path)))
+        states = unflatten(load(blob))
         self._remember(key, states)
         return states
 
@@ -112,18 +121,18 @@ class Store:
             raise StoreError(f"store: entry '{key}' holds tensors on {', '.join(off_cpu)}; states enter the "
                              f"store as CPU tensors (cl_sim.phases.to_cpu)")
         tensors_path, manifest_path = self._paths(key)
-        flat = flatten(states)
-        atomic_save_file(tensors_path, lambda tmp: save_file(flat, tmp))
+        blob = save(flatten(states))
+        self.files.write(tensors_path, blob)  # the blob first: the manifest (last) commits the entry
         entry = {
             "key": key,
-            "sha256": sha256_file(tensors_path),
-            "bytes": tensors_path.stat().st_size,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "bytes": len(blob),
             "groups": {g: sum(v.numel() for v in part.values()) for g, part in states.items()},
             **meta,
         }
         entry = json.loads(json.dumps(entry, default=_json_default, allow_nan=False))  # as it reads back
         entry["check"] = manifest_check(entry)
-        atomic_write_json(manifest_path, entry)
+        self.files.write(manifest_path, json.dumps(entry, indent=2, sort_keys=True).encode())
         self._remember(key, states)
         return entry
 
@@ -134,17 +143,17 @@ class Store:
 
     # evaluation scores are cached beside the states: keyed by (deployment, task split)
     def score(self, key: str) -> Optional[tuple[float, Optional[list]]]:
-        path = self.root / "scores" / f"{key}.json"
-        if not path.is_file():
+        path = f"scores/{key}.json"
+        if not self.files.exists(path):
             return None
-        entry = json.loads(path.read_text())
+        entry = json.loads(self.files.read(path))
         return entry["score"], entry.get("attention")
 
     def put_score(self, key: str, score: float, attention: Optional[list] = None,
                   refs: Optional[list] = None) -> None:
         """Cache a score; `refs` are the entries it was computed from (for `cl-sim store gc`)."""
-        atomic_write_json(self.root / "scores" / f"{key}.json",
-                          {"score": score, "attention": attention, "refs": list(refs or [])})
+        entry = {"score": score, "attention": attention, "refs": list(refs or [])}
+        self.files.write(f"scores/{key}.json", json.dumps(entry, default=_json_default, allow_nan=False).encode())
 
     def foreign(self, backbone: str, fingerprint: str) -> list[str]:
         """Entries trained on `backbone` under another fingerprint (code, weights or versions):

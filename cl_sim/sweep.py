@@ -30,6 +30,7 @@ import yaml
 
 from cl_sim.config import Config, build, load_config, save_config, validate
 from cl_sim.errors import ConfigError
+from cl_sim.storage import resolve as resolve_root
 from cl_sim.method_names import USES_TEACHERS
 
 Log = Callable[[str], None]
@@ -180,15 +181,16 @@ def trial_columns(cfg: Config, params: dict) -> dict:
 def absolute_paths(cfg: Config) -> Config:
     """Trials run in other processes and folders: pin the store, output and data paths."""
     ex, out = cfg.execution, cfg.output
-    cfg = cfg.replace(execution=dataclasses.replace(ex, store_dir=str(Path(ex.store_dir).resolve())),
+    cfg = cfg.replace(execution=dataclasses.replace(ex, store_dir=resolve_root(ex.store_dir)),
                       output=dataclasses.replace(out, dir=str(Path(out.dir).resolve())))
     return cfg.replace(data_root=str(Path(cfg.data_root).resolve())) if cfg.data_root is not None else cfg
 
 
 def store_counts(root: str | Path) -> dict[str, int]:
     """Finished store entries by phase kind (keys are `<kind>-<hash>`)."""
-    manifest = Path(root) / "manifest"
-    keys = [p.stem for p in manifest.glob("*.json")] if manifest.is_dir() else []
+    from cl_sim.storage import Files
+
+    keys = Files(root).names("manifest", ".json")
     return dict(sorted(Counter(k.split("-", 1)[0] for k in keys).items()))
 
 

@@ -72,22 +72,27 @@ def test_a_corrupt_manifest_entry_is_a_store_error(tmp_path):
 
 
 def test_manifest_is_written_after_the_tensors(tmp_path, monkeypatch):
+    from cl_sim.storage import Files
+
     calls = []
-    real_save, real_json = store_mod.atomic_save_file, store_mod.atomic_write_json
-    monkeypatch.setattr(store_mod, "atomic_save_file",
-                        lambda p, w: (calls.append(("tensors", p.name)), real_save(p, w)))
-    monkeypatch.setattr(store_mod, "atomic_write_json",
-                        lambda p, o: (calls.append(("manifest", p.name)), real_json(p, o)))
+    real = Files.write
+    monkeypatch.setattr(Files, "write", lambda self, rel, data: (calls.append(rel), real(self, rel, data)))
     Store(tmp_path).put("k", _states(), meta={})
-    assert calls == [("tensors", "k.safetensors"), ("manifest", "k.json")]
+    assert calls == ["states/k.safetensors", "manifest/k.json"]
     assert json.loads((tmp_path / "manifest" / "k.json").read_text())["key"] == "k"
 
 
 def test_a_crash_before_the_manifest_leaves_no_entry(tmp_path, monkeypatch):
-    def crash(path, obj):
-        raise KeyboardInterrupt("killed between the tensors and the manifest")
+    from cl_sim.storage import Files
 
-    monkeypatch.setattr(store_mod, "atomic_write_json", crash)
+    real = Files.write
+
+    def crash(self, rel, data):
+        if rel.startswith("manifest/"):
+            raise KeyboardInterrupt("killed between the tensors and the manifest")
+        real(self, rel, data)
+
+    monkeypatch.setattr(Files, "write", crash)
     with pytest.raises(KeyboardInterrupt):
         Store(tmp_path).put("k", _states(), meta={})
     monkeypatch.undo()

@@ -29,6 +29,8 @@ from typing import Any, Optional
 import ray
 
 from cl_sim.execution.store_actor import LEASE_S, NAMESPACE, actor_name
+from cl_sim.storage import resolve as resolve_root
+from cl_sim.storage import train_storage
 
 log = logging.getLogger("cl_sim.pool")
 
@@ -42,7 +44,7 @@ MAX_SLOT_RESTARTS = 3  # consecutive trainer failures without a finished job bef
 
 def pool_name(spec: dict) -> str:
     shape = f"w{spec['num_workers']}-{'gpu' if spec['use_gpu'] else 'cpu'}{spec['cpus_per_worker']}-s{spec['slots']}"
-    return f"cl_sim_pool:{Path(spec['store_root']).resolve()}:{shape}"
+    return f"cl_sim_pool:{resolve_root(spec['store_root'])}:{shape}"
 
 
 @ray.remote(num_cpus=0)
@@ -56,7 +58,7 @@ def serve_slot(spec: dict, slot: int, pool: str) -> dict:
 
     resources = {"CPU": spec["cpus_per_worker"], **({"GPU": 1} if spec["use_gpu"] else {})}
     name = f"pool-slot{slot}-{uuid.uuid4().hex[:8]}"
-    storage = Path(spec["store_root"]).resolve() / "checkpoints"
+    storage, filesystem = train_storage(spec["store_root"], "checkpoints")  # shared storage: any node resumes
     trainer = TorchTrainer(
         pool_loop,
         train_loop_config={"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"],
@@ -64,7 +66,7 @@ def serve_slot(spec: dict, slot: int, pool: str) -> dict:
         scaling_config=ScalingConfig(num_workers=spec["num_workers"], use_gpu=spec["use_gpu"],
                                      resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if spec["use_gpu"] else "gloo"),
-        run_config=RunConfig(name=name, storage_path=str(storage),
+        run_config=RunConfig(name=name, storage_path=storage, storage_filesystem=filesystem,
                              failure_config=FailureConfig(max_failures=spec["max_failures"]),
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
                              # INFO prints a line per report (per epoch) and per worker-group start

@@ -40,6 +40,7 @@ from cl_sim.execution.local import eval_key
 from cl_sim.execution.phase_pool import NAMESPACE, PhasePool, pool_name
 from cl_sim.execution.pool_size import cluster_nodes, size_pool
 from cl_sim.execution.store_actor import RayStoreClient
+from cl_sim.storage import resolve as resolve_root
 from cl_sim.phases import Phase
 
 __all__ = ["RayExecutor", "make_executor", "init_ray", "pool_spec"]
@@ -194,7 +195,7 @@ def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Call
         log: one-line progress messages (default: print, indented like the local executor's).
     """
     log = log or (lambda m: print(f"  {m}", flush=True))
-    root = Path(getattr(store, "root", cfg.execution.store_dir)).resolve()
+    root = resolve_root(getattr(store, "root", cfg.execution.store_dir))
     owns_ray = init_ray(cfg.execution, log)
     cfg = cfg.replace(execution=size_pool(cfg.execution, cluster_nodes()))  # no-op when sized already
     client = RayStoreClient.start(root)

@@ -38,6 +38,8 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cl_sim.data.task import Task
+from cl_sim.storage import is_uri
+from cl_sim.storage import resolve as resolve_root
 from cl_sim.store import States, Store
 
 NAMESPACE = "cl_sim"
@@ -46,7 +48,7 @@ LEASE_S = 60.0  # a claim not renewed for this long is taken over by a waiter
 
 def actor_name(root: str | Path) -> str:
     """One store actor per store folder on a cluster (absolute path: runs started elsewhere agree)."""
-    return f"cl_sim_store:{Path(root).resolve()}"
+    return f"cl_sim_store:{resolve_root(root)}"
 
 
 @ray.remote(num_cpus=0)
@@ -174,7 +176,7 @@ class RayStoreClient:
 
     def __init__(self, actor, root: str | Path, cache_entries: int = 32, user: Optional[str] = None):
         self.actor, self.user = actor, user
-        self.root = Path(root).resolve()
+        self.root = resolve_root(root) if is_uri(root) else Path(root).resolve()
         self._metas: dict[str, dict] = {}
         self._states: OrderedDict[str, States] = OrderedDict()
         self._cache_entries = cache_entries
@@ -184,12 +186,14 @@ class RayStoreClient:
     @classmethod
     def start(cls, root: str | Path, lease_s: float = LEASE_S) -> "RayStoreClient":
         """Create the store actor for `root`, or attach to the one already running."""
-        Path(root).mkdir(parents=True, exist_ok=True)
-        # Pinned to this node: the durable files land on the machine whose folder was named.
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        # A local folder: pinned to this node, where the durable files land. A URI: anywhere.
+        here = None
+        if not is_uri(root):
+            Path(root).mkdir(parents=True, exist_ok=True)
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         actor = StoreActor.options(name=actor_name(root), namespace=NAMESPACE, get_if_exists=True,
                                    lifetime="detached", max_concurrency=1000,
-                                   scheduling_strategy=here).remote(str(Path(root).resolve()), lease_s)
+                                   scheduling_strategy=here).remote(resolve_root(root), lease_s)
         user = f"{ray.get_runtime_context().get_job_id()}:{id(actor)}"
         ray.get(actor.attach.remote(user))
         return cls(actor, root, user=user)

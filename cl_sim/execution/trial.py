@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from cl_sim.execution.base import Log, open_executor
+from cl_sim.storage import is_uri
 from cl_sim.sweep import ROW_TABLES, trial_columns, trial_config, trial_id
 
 # Test hook: a trial whose id equals this variable's value fails before it trains anything.
@@ -68,7 +69,8 @@ class CountingExecutor:
 def make_trial_executor(cfg, tasks: dict, threads: int, log: Log) -> CountingExecutor:
     """The trial's executor (`execution.executor` local or ray), counting what it trains."""
     inner = open_executor(cfg, tasks, threads, log=log)
-    lock_dir = inner.store.root / "locks" if cfg.execution.executor != "ray" else None
+    local_folder = cfg.execution.executor != "ray" and not is_uri(inner.store.root)  # per-key file locks
+    lock_dir = inner.store.root / "locks" if local_folder else None
     return CountingExecutor(inner, lock_dir=lock_dir)
 
 

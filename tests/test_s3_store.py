@@ -1,0 +1,91 @@
+"""The store and the Train checkpoints on object storage (issue 10): a real S3 API server
+(`moto[server]`, started here) behind a `s3://` URI, through the local and the Ray executor."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+
+moto_server = pytest.importorskip("moto.server")
+
+from cl_sim.cli import main  # noqa: E402
+from cl_sim.store import Store  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AWS_ACCESS_KEY_ID", "test")  # moto accepts any; Ray workers inherit the environment
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield lambda prefix: (f"s3://bucket/{prefix}?endpoint_override=127.0.0.1:{port}&scheme=http"
+                          f"&region=us-east-1&allow_bucket_creation=true")
+    server.stop()
+    mp.undo()
+
+
+def test_store_round_trip_keeps_its_checks_on_s3(s3):
+    uri = s3("unit/store")
+    store = Store(uri)
+    store.put("adapter-k", {"adapter": {"w": torch.arange(4.0)}}, {"metrics": {}})
+    fresh = Store(uri)  # another process, no cache: everything comes back from the bucket
+    assert fresh.keys() == ["adapter-k"] and fresh.meta("adapter-k")["bytes"] > 0
+    assert torch.equal(fresh.states("adapter-k")["adapter"]["w"], torch.arange(4.0))
+    fresh.files.write("states/adapter-k.safetensors", b"not the tensors")  # a damaged object
+    with pytest.raises(Exception, match="corrupt"):
+        Store(uri).states("adapter-k")
+
+
+def test_cl_sim_run_with_an_s3_store_reuses_it_on_a_rerun(s3, tmp_path, capsys):
+    uri = s3("run/store")
+    args = ["run", "backbone.name=tiny-bert", "backbone.max_length=32", "training.epochs=1", "training.threads=1",
+            "tasks=[{name: a, family: a, n_train: 32, n_dev: 16, n_test: 16}]", f"execution.store_dir={uri}",
+            f"output.dir={tmp_path}"]
+    assert main(args + ["output.name=first"]) == 0
+    assert "phases trained 1" in capsys.readouterr().out
+    assert main(args + ["output.name=second"]) == 0
+    assert "phases trained 0, reused from store" in capsys.readouterr().out
+    assert len(Store(uri).keys()) == 1
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_ray_train_phases_write_store_and_checkpoints_to_s3(s3, tmp_path):
+    ray = pytest.importorskip("ray")
+    from pyarrow import fs
+
+    from cl_sim.config import load_config
+    from cl_sim.execution.ray_train import make_executor
+    from cl_sim.simulate import run_stream
+    from cl_sim.tasks import load_tasks
+
+    uri = s3("ray/store")
+    cfg = load_config(None, ["backbone.name=tiny-bert", "training.epochs=2", "training.threads=1",
+                             "tasks=[{name: a, family: a, n_train: 32, n_dev: 16, n_test: 16}]",
+                             "execution.executor=ray", "execution.slots=1", "execution.cpus_per_worker=1",
+                             f"execution.store_dir={uri}"])
+    tasks = load_tasks(cfg)
+    ray.init(num_cpus=2, include_dashboard=False, namespace="cl_sim")
+    try:
+        executor = make_executor(cfg, Store(uri), tasks, log=lambda m: None)
+        rec = run_stream(cfg, tasks, executor, ("a",), log=lambda m: None)
+        executor.shutdown(stop_ray=False)
+        again = make_executor(cfg, Store(uri), tasks, log=lambda m: None)  # a new store actor, same bucket
+        rerun = run_stream(cfg, tasks, again, ("a",), log=lambda m: None)
+        assert again.trained == 0 and rerun.R[0, 0] == rec.R[0, 0]
+        again.shutdown(stop_ray=False)
+    finally:
+        ray.shutdown()
+    [key] = Store(uri).keys()
+    assert Store(uri).meta(key)["execution"]["executor"] == "ray"
+    filesystem, base = fs.FileSystem.from_uri(uri)
+    found = filesystem.get_file_info(fs.FileSelector(f"{base}/checkpoints", recursive=True, allow_not_found=True))
+    assert any(i.base_name == "phase.pt" for i in found)  # Ray Train's epoch checkpoints went to the bucket
