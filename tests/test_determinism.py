@@ -17,7 +17,8 @@ def _run(tmp_path: Path, config: Path, name: str, overrides: list[str]) -> Path:
             f"execution.store_dir={tmp_path / name / 'store'}", "output.name=run"]
     assert main(["run", *args]) == 0
     out = tmp_path / name / "out" / "run"
-    assert load_config(out / "config.yaml") == load_config(args[0], args[1:])  # resolved config beside results
+    # the resolved config beside the results: `auto` ran in-process (no cluster), and it says so
+    assert load_config(out / "config.yaml") == load_config(args[0], [*args[1:], "execution.executor=local"])
     return out
 
 
