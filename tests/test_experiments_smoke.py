@@ -50,16 +50,17 @@ def test_task_order_smoke(tmp_path):
 
 @pytest.mark.parametrize("script, column", [("teacher_count", "teacher_count"), ("low_shot", "low_shot_fraction")])
 def test_other_sweeps_smoke(tmp_path, script, column):
-    run_script(script, tmp_path, tmp_path / "store")
+    run_script(script, tmp_path, tmp_path / "store", "--local")  # the pool path: task_order and job-submit tests
     tasks = check_table(tmp_path, script)
     assert tasks[column].nunique() > 1
 
 
 @pytest.mark.slow
 def test_killed_driver_then_rerun_gives_the_uninterrupted_table(tmp_path):
-    run_script("task_order", tmp_path / "a", tmp_path / "store_a")
+    # in the trial processes (--local): durability is the store's; the pool's is test_ray_executor's
+    run_script("task_order", tmp_path / "a", tmp_path / "store_a", "--local")
     store_b = tmp_path / "store_b"
-    proc = subprocess.Popen(command("task_order", tmp_path / "b", store_b), cwd=ROOT, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(command("task_order", tmp_path / "b", store_b, "--local"), cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
@@ -71,7 +72,7 @@ def test_killed_driver_then_rerun_gives_the_uninterrupted_table(tmp_path):
         proc.wait()
     assert not (tmp_path / "b" / "task_order_smoke" / "tasks.parquet").exists()
     done_before = len(list((store_b / "manifest").glob("*.json")))
-    rerun = run_script("task_order", tmp_path / "b", store_b)
+    rerun = run_script("task_order", tmp_path / "b", store_b, "--local")
     assert "phases trained" in rerun.stdout
     counts = json.loads((tmp_path / "b" / "task_order_smoke" / "counts.json").read_text())
     # finished phases were kept (trial processes may finish a few more while they notice their
