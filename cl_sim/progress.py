@@ -31,6 +31,7 @@ def set_verbosity(level: int) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's boxed config table and TensorBoard hint
         for name in ("ray.tune", "ray.train", "ray.air"):  # "View detailed results", TensorBoard hint
             logging.getLogger(name).setLevel(logging.WARNING)
         try:
