@@ -104,7 +104,7 @@ class _Progress(tune.Callback):
         self.done += 1
         acc = result.get("avg_accuracy")
         running = sum(t.status == "RUNNING" for t in trials)
-        queued = sum(t.status == "PENDING" for t in trials)
+        queued = max(0, self.total - self.done - running)  # Tune creates trials lazily: count from the total
         self.log(f"[{self.done}/{self.total}] {trial.config['trial']}: avg_accuracy "
                  f"{'-' if acc is None else f'{acc:.3f}'}, phases trained {result['phases_trained']}, "
                  f"reused {result['phases_reused']}; trials running {running}, queued {queued} "
