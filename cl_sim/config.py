@@ -111,12 +111,15 @@ class DistillConfig:
     epochs: int = 0  # 0 = training.epochs
     min_steps: int = 100  # at least this many optimizer steps: regressing a teacher on a small task
     # needs steps, not epochs (MiniLM, 16 examples: 3 steps -> i2i 0.720, 100 -> 0.835; docs/methods.md)
+    cache_teacher: bool = True  # the frozen teacher's outputs once per example (cl_sim/teacher_cache.py)
+    cache_max_mb: int = 4096  # past this the teacher is recomputed on every step
 
     def __post_init__(self):
         _positive("method.distill.min_steps", self.min_steps, allow_zero=True)
         _choice("method.distill.target", self.target, ("logits", "hidden", "both"))
         _positive("method.distill.temperature", self.temperature)
         _positive("method.distill.epochs", self.epochs, allow_zero=True)
+        _positive("method.distill.cache_max_mb", self.cache_max_mb, allow_zero=True)
         for key in ("logit_weight", "hidden_weight", "task_weight"):
             _positive(f"method.distill.{key}", getattr(self, key), allow_zero=True)
 

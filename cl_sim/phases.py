@@ -294,8 +294,9 @@ def output_states(phase: Phase, model: AdaptedModel) -> dict:
 # ---------------------------------------------------------------- losses per kind
 
 
-def make_loss(phase: Phase, task: Task, model: AdaptedModel) -> Callable:
-    """loss(train_model, batch) for this phase; `model` is the unwrapped module."""
+def make_loss(phase: Phase, task: Task, model: AdaptedModel, teacher: Optional[Callable] = None) -> Callable:
+    """loss(train_model, batch) for this phase; `model` is the unwrapped module. Distill phases
+    take their teacher's outputs from `teacher` (a `TeacherCache`), or run it on every batch."""
     if phase.kind == "fusion":
         reg = phase.fusion["value_reg"]
 
@@ -307,21 +308,32 @@ def make_loss(phase: Phase, task: Task, model: AdaptedModel) -> Callable:
 
         return fusion_loss
     if phase.kind == "distill":
-        return functools.partial(_distill_loss, phase.distill, task.kind, model)
+        teacher = teacher or functools.partial(teacher_outputs, model)
+        return functools.partial(_distill_loss, phase.distill, task.kind, model, teacher)
     return lambda train_model, batch: task_loss(task.kind, train_model(batch, "head"), batch["labels"])
 
 
-def _distill_loss(cfg: dict, kind: str, model: AdaptedModel, train_model, batch) -> torch.Tensor:
+@torch.no_grad()
+def teacher_outputs(model: AdaptedModel, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The frozen fused teacher on `batch`: (logits, per-slot outputs (R, T, H)); leaves the
+    student active."""
     slots = list(model.slots.values())
-    with torch.no_grad():
-        for s in slots:
-            s.records = []
-        model.set_active(model.teacher_comp)
-        t_out = model(batch, "teacher")
-        t_hidden = [s.records[0] for s in slots]
     for s in slots:
         s.records = []
+    model.set_active(model.teacher_comp)
+    out = model(batch, "teacher")
+    hidden = [s.records[0] for s in slots]
+    for s in slots:
+        s.records = None
     model.set_active("student")
+    return out, hidden
+
+
+def _distill_loss(cfg: dict, kind: str, model: AdaptedModel, teacher: Callable, train_model, batch) -> torch.Tensor:
+    t_out, t_hidden = teacher(batch)
+    slots = list(model.slots.values())
+    for s in slots:
+        s.records = []
     s_out = train_model(batch, "head")
     s_hidden = [s.records[0] for s in slots]
     for s in slots:

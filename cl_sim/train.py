@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from typing import Callable, Optional
@@ -15,7 +16,8 @@ from cl_sim.metrics import score as metric_score
 from cl_sim.model import AdaptedModel
 from cl_sim.progress import phase_bar
 from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, encoded,
-                           make_loss, output_states, phase_seed, train_indices)
+                           make_loss, output_states, phase_seed, teacher_outputs, train_indices)
+from cl_sim.teacher_cache import teacher_cache
 
 
 def _autocast(precision: str, device: str):
@@ -46,7 +48,12 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     train_model = dist.wrap(model)
     indices = train_indices(phase, task)
     data = encoded(task, "train", tokenizer, phase.max_length, indices)
-    loss_fn = make_loss(phase, task, model)
+    cache = None
+    if phase.kind == "distill":  # the frozen teacher once per example, under the phase's precision
+        with _autocast(phase.precision, dist.device):
+            cache = teacher_cache(functools.partial(teacher_outputs, model), data, phase.distill, model.hidden,
+                                  len(model.slots), dist.eval_batch_size, tokenizer.pad_token_id, dist.device)
+    loss_fn = make_loss(phase, task, model, cache)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(_param_groups(phase, model, params), weight_decay=phase.weight_decay)
     n_batches = math.ceil(len(data) / phase.batch_size)
@@ -95,7 +102,8 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
                  "examples": examples, "steps": steps, "train_examples": len(data),
                  "train_indices": None if indices is None else indices.tolist(),
-                 "wall_s": time.perf_counter() - start, "trainable_params": sum(p.numel() for p in params)},
+                 "teacher_cached": cache is not None, "wall_s": time.perf_counter() - start,
+                 "trainable_params": sum(p.numel() for p in params)},
         attention=attention_of(model, "fusion") if record else None,
     )
 

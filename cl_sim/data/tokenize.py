@@ -105,7 +105,8 @@ def _pad(seqs: list, multi: bool, pad_value: int) -> tuple[np.ndarray, np.ndarra
 
 def collate(encoded: EncodedSplit, idx: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
     """One batch of rows ``idx``: ``input_ids``, ``attention_mask``, ``token_type_ids`` (if
-    the tokenizer made them; padded with 0) and ``labels`` (long, or float for regression)."""
+    the tokenizer made them; padded with 0), ``labels`` (long, or float for regression) and
+    ``index`` (the rows ``idx``, for per-example caches such as a frozen teacher's outputs)."""
     multi = encoded.kind == "multiple_choice"
     input_ids, mask = _pad([encoded.input_ids[i] for i in idx], multi, pad_id)
     batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
@@ -114,6 +115,7 @@ def collate(encoded: EncodedSplit, idx: np.ndarray, pad_id: int) -> dict[str, to
         batch["token_type_ids"] = torch.from_numpy(types)
     dtype = torch.float32 if encoded.kind == "regression" else torch.int64
     batch["labels"] = torch.as_tensor(encoded.labels[idx], dtype=dtype)
+    batch["index"] = torch.as_tensor(np.asarray(idx, dtype=np.int64))
     return batch
 
 

@@ -1,0 +1,100 @@
+"""The frozen teacher's outputs cached once per example (issue 12.3): the cache returns what the
+teacher computes on each batch, a distill phase trained from it matches one that reruns the
+teacher, and a phase past the memory bound recomputes instead."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from cl_sim.config import load_config, ordering
+from cl_sim.data.tokenize import iterate
+from cl_sim.execution.local import LocalExecutor
+from cl_sim.phases import Phase, build_model, encoded, teacher_outputs, train_indices
+from cl_sim.simulate import run_stream
+from cl_sim.store import Store
+from cl_sim.tasks import load_tasks
+from cl_sim.teacher_cache import TeacherCache, teacher_cache
+from cl_sim.train import run_phase
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSFER = ROOT / "experiments" / "configs" / "transfer_tiny.yaml"
+
+
+def i2i_run(store_dir, *overrides):
+    cfg = load_config(TRANSFER, ["method.name=i2i", *overrides])
+    tasks = load_tasks(cfg)
+    ex = LocalExecutor(Store(store_dir), tasks, threads=1)
+    return run_stream(cfg, tasks, ex, ordering(cfg), log=lambda m: None), ex, tasks
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory):
+    """An i2i stream (cache on, the default): its last distill phase and everything it needs."""
+    rec, ex, tasks = i2i_run(tmp_path_factory.mktemp("store"))
+    row = [r for r in rec.phases if r["kind"] == "distill"][-1]
+    phase = Phase.from_dict(ex.store.meta(row["key"])["phase"])
+    return phase, tasks[phase.task], ex.store, rec
+
+
+@pytest.mark.parametrize("target", ["both", "logits"])
+def test_cache_returns_the_teachers_outputs_for_every_shuffled_batch(stream, target):
+    phase, task, store, _ = stream
+    model, tokenizer, _ = build_model(phase, task, store)
+    model.eval()
+    data = encoded(task, "train", tokenizer, phase.max_length, train_indices(phase, task))
+    want_hidden = target != "logits"
+    cache = TeacherCache.build(lambda b: teacher_outputs(model, b), data, 5, tokenizer.pad_token_id, "cpu",
+                               want_hidden)
+    assert cache.logits.shape[0] == len(data)
+    for batch in iterate(data, 4, shuffle=True, seed=3, pad_id=tokenizer.pad_token_id):
+        logits, hidden = cache(batch)
+        ref_logits, ref_hidden = teacher_outputs(model, batch)
+        torch.testing.assert_close(logits, ref_logits, atol=1e-5, rtol=1e-4)
+        if not want_hidden:
+            assert hidden == []
+            continue
+        mask = batch["attention_mask"].bool()
+        assert len(hidden) == len(ref_hidden) == len(model.slots)
+        for h, ref in zip(hidden, ref_hidden):
+            assert h.shape == ref.shape
+            torch.testing.assert_close(h[mask], ref[mask], atol=1e-5, rtol=1e-4)  # real tokens: equal
+            assert (h[~mask] == 0).all()  # padding: zero (masked out of the loss)
+
+
+def test_cached_distill_phase_matches_recomputing_the_teacher(stream):
+    phase, task, store, rec = stream
+    cached = run_phase(phase, task, store)
+    assert cached.metrics["teacher_cached"] is True
+    recomputed_phase = Phase.from_dict({**phase.to_dict(), "distill": {**phase.distill, "cache_teacher": False}})
+    recomputed = run_phase(recomputed_phase, task, store)
+    assert recomputed.metrics["teacher_cached"] is False
+    assert cached.metrics["steps"] == recomputed.metrics["steps"] > 0
+    for group in ("adapter", "head"):
+        for k, v in cached.states[group].items():
+            torch.testing.assert_close(v, recomputed.states[group][k], atol=1e-4, rtol=1e-3)
+    assert abs(cached.metrics["dev_score"] - recomputed.metrics["dev_score"]) <= 1 / len(task.splits["dev"].labels)
+    # the stream's own entry was trained with the cache: the same phase run again is bit-identical
+    stored = store.states(phase.key())
+    for k, v in cached.states["adapter"].items():
+        assert torch.equal(v, stored["adapter"][k])
+
+
+def test_past_the_memory_bound_the_teacher_is_recomputed(stream, capsys):
+    phase, task, store, _ = stream
+    model, tokenizer, _ = build_model(phase, task, store)
+    data = encoded(task, "train", tokenizer, phase.max_length)
+    need = TeacherCache.estimate_mb(data, model.hidden, len(model.slots), True)
+    assert need > 0
+    tight = {**phase.distill, "cache_max_mb": need / 2}
+    assert teacher_cache(lambda b: teacher_outputs(model, b), data, tight, model.hidden, len(model.slots), 8,
+                         tokenizer.pad_token_id, "cpu") is None
+    assert "the teacher runs on every step instead" in capsys.readouterr().out
+    off = {**phase.distill, "cache_teacher": False}
+    assert teacher_cache(lambda b: teacher_outputs(model, b), data, off, model.hidden, len(model.slots), 8,
+                         tokenizer.pad_token_id, "cpu") is None
+
+
+def test_cache_setting_is_part_of_the_distill_key(stream):
+    phase = stream[0]
+    other = Phase.from_dict({**phase.to_dict(), "distill": {**phase.distill, "cache_teacher": False}})
+    assert other.key() != phase.key()
