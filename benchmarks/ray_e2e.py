@@ -9,6 +9,7 @@ start-up / overhead report, and whether the tables agree (same seed -> same scor
     python benchmarks/ray_e2e.py                  # the README main study (MiniLM): ~10-20 min on 2 cores
     python benchmarks/ray_e2e.py --smoke-test     # tiny random BERT (the scripts' --smoke-test): ~2 min
     python benchmarks/ray_e2e.py --order ray,local sweep.sample=2      # extra args go to the script
+    python benchmarks/ray_e2e.py --keep runs/ray_e2e  # keep both runs' tables and reports
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def run_study(kind: str, root: Path, extra: list[str]) -> dict:
         sys.exit(f"{kind} run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     [folder] = [p.parent for p in out.glob("*/tasks.parquet")]
     pool = [line for line in proc.stdout.splitlines() if line.startswith(("ray: phase pool", "executor: local"))]
-    return {"kind": kind, "wall_s": wall, "tasks": pd.read_parquet(folder / "tasks.parquet"),
+    return {"kind": kind, "wall_s": wall, "folder": folder, "tasks": pd.read_parquet(folder / "tasks.parquet"),
             "phases": pd.read_parquet(folder / "phases.parquet"), "pool": pool[-1] if pool else "-"}
 
 
@@ -53,17 +54,22 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke-test", action="store_true", help="the study's --smoke-test: tiny model and tasks")
     p.add_argument("--order", default="local,ray", help="which runs first (the machine may warm up)")
+    p.add_argument("--keep", default=None, help="keep both runs' outputs (tables, reports) under this folder")
     p.add_argument("extra", nargs="*", help="more arguments for experiments/task_order.py")
     args = p.parse_args()
     extra = (["--smoke-test"] if args.smoke_test else []) + args.extra
+    if args.keep and Path(args.keep).is_dir() and any(Path(args.keep).iterdir()):
+        sys.exit(f"--keep {args.keep}: not empty (both runs need a fresh store)")
     print(f"README main study {'(smoke test) ' if args.smoke_test else ''}on {os.cpu_count()} CPU(s), "
           f"{platform.processor() or platform.machine()}; runs: {args.order}", flush=True)
     with tempfile.TemporaryDirectory(prefix="cl_sim_e2e_") as tmp:
+        if args.keep:
+            tmp = args.keep
         runs = {}
         for kind in args.order.split(","):
             runs[kind] = run_study(kind, Path(tmp), extra)
             r = runs[kind]
-            print(f"{kind:>5}: {r['wall_s']:7.1f} s end to end, {len(r['phases'])} phase rows, "
+            print(f"{kind:>5}: {r['wall_s']:7.1f} s end to end ({r['folder']}), {len(r['phases'])} phase rows, "
                   f"training {r['phases'].drop_duplicates('key')['wall_s'].sum():.1f} s; {r['pool']}", flush=True)
     ray, local = runs["ray"], runs["local"]
     train = [r["phases"].drop_duplicates("key")["wall_s"].sum() for r in (ray, local)]

@@ -1,7 +1,8 @@
 """docs/RESULTS.md, written from the reproduction suite's tables (never by hand).
 
-    text = results_markdown(studies, machine="2 CPU cores, no GPU")
-    # studies: [{"name", "title", "command", "seeds", "wall_s", "tasks": DataFrame}, ...]
+    text = results_markdown(studies)
+    # studies: [{"name", "title", "command", "seeds", "trials", "wall_s", "machine", "finished", "scale",
+    #            "tasks": DataFrame}, ...]  (experiments/reproduce.py: one study.json per finished study)
 
 Each comparison the seed papers make is computed where its methods ran, as a paired difference
 over seeds (same data, same seed for both sides) with a 95% t-interval (`cl_sim.stats`), and
@@ -122,19 +123,23 @@ def forgetting(tasks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def results_markdown(studies: list[dict], machine: str) -> str:
+def results_markdown(studies: list[dict]) -> str:
+    """RESULTS.md from finished studies: each a dict with title, command, seeds, trials, wall_s,
+    machine, finished, scale and the report's tasks table."""
     lines = ["# Results: the seed papers re-measured", "",
              "_Written by `experiments/reproduce.py` (`cl_sim/results_md.py`) from the suite's tables; do not edit "
              "by hand. Differences are paired over seeds (same data and seed on both sides) with a 95% t-interval; "
              "a difference whose interval includes 0 is not shown to exist._", "",
-             f"Machine: {machine}.", "",
              "Where ours disagree with a paper, the likely reason is scale: a 22M-parameter MiniLM (not BERT-base), "
-             "a few hundred training examples per task, max length 64, 3 epochs, learning rates raised so ST-A beats "
-             "the majority class. The GPU configuration (`reproduce_gpu.yaml`) is the papers' scale.", ""]
+             "a few hundred training examples per task and short sequences (each study states its scale), learning "
+             "rates raised so ST-A beats the majority class. The GPU configuration (`reproduce_gpu.yaml`) is the "
+             "papers' scale.", ""]
     for s in studies:
         tasks = s["tasks"]
         lines += [f"## {s['title']}", "", f"Command: `{s['command']}`  ", f"Seeds: {s['seeds']}; orderings: "
-                  f"{tasks['ordering'].nunique()}; wall time {s['wall_s'] / 60:.1f} min; trials {s['trials']}", ""]
+                  f"{tasks['ordering'].nunique()}; wall time {s['wall_s'] / 60:.1f} min; trials {s['trials']}  ",
+                  f"Scale: {s.get('scale', 'n/a')}  ", f"Machine: {s.get('machine', 'n/a')}; finished "
+                  f"{s.get('finished', 'n/a')}", ""]
         lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
         for title, table in (("Comparisons the papers make", comparisons(tasks)),
                              ("Knowledge transfer, against ST-A and against compute-matched ST-A", transfer(tasks)),

@@ -68,8 +68,9 @@ def study_overrides(base: dict, study: dict, name: str, smoke: bool, local: bool
 def main(argv=None) -> int:
     from cl_sim.errors import CLSimError
     from cl_sim.execution import ray_tune
+    from cl_sim.io import atomic_write_json, atomic_write_text
     from cl_sim.results_md import machine_line, results_markdown
-    from cl_sim.sweep import load_sweep, report_tasks, trials_for
+    from cl_sim.sweep import load_sweep, trials_for
 
     args = parse_args(argv)
     from cl_sim.progress import NORMAL, QUIET, VERBOSE, say, set_verbosity
@@ -88,28 +89,53 @@ def main(argv=None) -> int:
         loaded = {n: load_sweep(None, study_overrides(spec["base"], spec["studies"][n], n, args.smoke_test,
                                                       args.local)) for n in names}  # every study checked first
         ray_tune.connect(args.address, log=say)
-        done = []
         for name, (cfg, sweep) in loaded.items():
             start = time.perf_counter()
             res = ray_tune.run_sweep(cfg, sweep, trials_for(cfg, sweep), log=say)
             command = ("python experiments/reproduce.py" + (f" --config {args.config}" if "cpu" not in args.config
                                                              else "") + f" --studies {name}"
                        + (" --local" if args.local else "") + (" --smoke-test" if args.smoke_test else ""))
-            done.append({"name": name, "title": spec["studies"][name]["title"], "command": command,
-                         "seeds": list(sweep.seeds), "trials": len(res.tables["trials"]),
-                         "wall_s": time.perf_counter() - start, "tasks": report_tasks(res.tables)})
+            atomic_write_json(res.out / "study.json", {
+                "name": name, "title": spec["studies"][name]["title"], "command": command,
+                "seeds": list(sweep.seeds), "trials": len(res.tables["trials"]), "machine": machine_line(),
+                "wall_s": time.perf_counter() - start, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "scale": scale_line(cfg)})
             print(f"study {name}: {res.paths['report']}", flush=True)
     except (CLSimError, ConnectionError, OSError, KeyError) as exc:
         print(f"reproduce: error: {exc}", file=sys.stderr)
         return 2
+    out_dir = Path(loaded[names[0]][0].output.dir)
     default = (ROOT / "docs" / "RESULTS.md" if "cpu" in Path(args.config).name and not args.smoke_test
-               else Path(loaded[names[0]][0].output.dir) / "RESULTS.md")
+               else out_dir / "RESULTS.md")
     out = Path(args.results) if args.results else default
-    from cl_sim.io import atomic_write_text
-
-    atomic_write_text(out, results_markdown(done, machine_line()))
+    atomic_write_text(out, results_markdown(finished_studies(out_dir, list(spec["studies"]))))
     print(f"results: {out}")
     return 0
+
+
+def scale_line(cfg) -> str:
+    t = cfg.training
+    examples = f"at most {t.max_train_examples} training examples per task" if t.max_train_examples else "full data"
+    return (f"{cfg.backbone.name}, {cfg.adapter.kind} adapters, {examples}, max length {cfg.backbone.max_length}, "
+            f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} (adapters) / {t.finetune_lr:g} (full FT)")
+
+
+def finished_studies(out_dir: Path, names: list[str]) -> list[dict]:
+    """Every study of the suite whose tables are in `out_dir`, in the suite's order (studies run in
+    separate invocations add up; a rerun replaces its own)."""
+    import pandas as pd
+
+    from cl_sim.sweep import report_tasks
+
+    done = []
+    for name in names:
+        folder = out_dir / name
+        if not (folder / "study.json").exists() or not (folder / "tasks.parquet").exists():
+            continue
+        tables = {t: pd.read_parquet(folder / f"{t}.parquet") if (folder / f"{t}.parquet").exists()
+                  else pd.DataFrame() for t in ("tasks", "phases")}
+        done.append({**json.loads((folder / "study.json").read_text()), "tasks": report_tasks(tables)})
+    return done
 
 
 if __name__ == "__main__":
