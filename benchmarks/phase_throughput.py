@@ -54,7 +54,8 @@ def bare(phase, task) -> float:
     data = encoded(task, "train", tokenizer, phase.max_length)
     model.eval()
     seen = 0
-    for batch in iterate(data, phase.batch_size, shuffle=True, seed=0, pad_id=tokenizer.pad_token_id):
+    # the phase's own batch order (epoch 0): dynamic padding makes another order another computation
+    for batch in iterate(data, phase.batch_size, shuffle=True, seed=phase_seed(phase), pad_id=tokenizer.pad_token_id):
         loss = torch.nn.functional.cross_entropy(model(batch, "head"), batch["labels"])
         loss.backward()
         opt.step()

@@ -22,7 +22,8 @@ def _preceding(row) -> list[str]:
 
 def score_by_predecessors(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
     """One row per (target, tasks before it): as a set and as a sequence, with the target's mean
-    score right after learning it and the number of rows (orderings x seeds) behind the mean."""
+    score right after learning it, its 95% t-interval over seeds (of the per-seed means) and the
+    number of rows (orderings x seeds) behind the mean."""
     g = tasks[tasks["method"] == method].copy()
     g["before (sequence)"] = [" > ".join(_preceding(r)) or "(first)" for _, r in g.iterrows()]
     g["before (set)"] = [", ".join(sorted(_preceding(r))) or "(first)" for _, r in g.iterrows()]
@@ -31,8 +32,10 @@ def score_by_predecessors(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
         sequences = sorted(set(s["before (sequence)"]))
         by_seq = "; ".join(f"{q}: {100 * s[s['before (sequence)'] == q]['diag_score'].mean():.1f}"
                            for q in sequences) if len(sequences) > 1 else ""
+        per_seed = (100 * s.groupby("seed")["diag_score"].mean()).tolist()
         rows.append({"target": task, "before (set)": as_set, "rows": len(s),
-                     "score, points": 100 * float(s["diag_score"].mean()), "by sequence": by_seq})
+                     "score, points": 100 * float(s["diag_score"].mean()),
+                     "95% CI over seeds": stats.mean_ci(per_seed).fmt(1), "by sequence": by_seq})
     return pd.DataFrame(rows)
 
 
@@ -99,3 +102,25 @@ def plot_transfer_heatmap(matrix: pd.DataFrame, path, title: str = "") -> None:
     fig.colorbar(im, ax=ax, label="with - without teacher (points)")
     ax.set_title(title or "teacher -> target transfer", fontsize=10)
     fig.savefig(path, dpi=110)
+
+
+def headline(tasks: pd.DataFrame) -> str:
+    """What a sweep prints when it ends: each method over seeds (mean ± 95% t-interval), each
+    method minus ST-A per task (paired by seed and ordering, flagged where the interval includes 0),
+    and the ordering effect. `tasks` is the report's tasks table."""
+    from cl_sim.report import markdown_table
+
+    parts = [markdown_table(stats.seed_table(tasks, ("final_score", "kt", "kt_matched")))]
+    if "st_a" in set(tasks["method"]) and tasks["method"].nunique() > 1:
+        rows = []
+        for task, g in tasks.groupby("task", sort=True):
+            table = stats.paired_table(g, "st_a")
+            if not table.empty:
+                rows.append(table.assign(task=task, metric="final score"))
+        if rows:
+            parts.append(markdown_table(pd.concat(rows)[["task", "comparison", "seeds", "difference (95% CI)",
+                                                           "verdict"]]))
+    effect = ordering_effect(tasks)
+    if not effect.empty:
+        parts.append(markdown_table(effect))
+    return "\n\n".join(parts)

@@ -60,6 +60,10 @@ def main(doc: str, name: str, smoke: list[str], trials: Callable) -> int:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     n = len(res.tables["tasks"])
+    from cl_sim.analysis import headline
+    from cl_sim.sweep import report_tasks
+
+    print(f"\n{headline(report_tasks(res.tables))}\n", flush=True)
     print(f"table:  {res.paths['tasks']}  ({n} rows = trial x task)\nreport: {res.paths['report']}\n"
           f"html:   {res.paths['report'].with_suffix('.html')}\n"
           f"done in {time.perf_counter() - start:.1f} s", flush=True)

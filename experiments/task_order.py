@@ -25,4 +25,4 @@ def trials(cfg, sweep):
 
 
 if __name__ == "__main__":
-    sys.exit(main(__doc__, "task_order", ["sweep.name=task_order_smoke", "sweep.sample=2"], trials))
+    sys.exit(main(__doc__, "task_order", ["sweep.name=task_order_smoke", "sweep.sample=2", "sweep.seeds=[0,1]"], trials))

@@ -29,6 +29,7 @@ def test_score_by_predecessors_and_ordering_effect():
     by = analysis.score_by_predecessors(_rows(), "i2i").set_index(["target", "before (set)"])
     assert by.loc[("b", "a"), "score, points"] == pytest.approx(70.5)
     assert by.loc[("b", "(first)"), "score, points"] == pytest.approx(60.5)
+    assert by.loc[("b", "a"), "95% CI over seeds"] == "70.5 ± 6.4"  # t(1) = 12.71 x sd 0.71 / sqrt(2)
     effect = analysis.ordering_effect(_rows()).iloc[0]
     assert effect["seeds"] == 2 and effect["best ordering"] == "a>b"
     assert effect["spread across orderings, points (95% CI)"].startswith("5.00 ±")
@@ -40,3 +41,15 @@ def test_report_renders_the_heatmap(tmp_path):
     tasks = _rows().assign(kt=np.nan, forgetting=np.nan, inference_params=1, stored_bytes=1, trainable_params=1)
     md = write_report(tmp_path, tasks=tasks)
     assert "## Ordering analysis" in md.read_text() and (tmp_path / "transfer_i2i.png").is_file()
+
+
+def test_headline_gives_intervals_and_paired_differences_per_task():
+    i2i = _rows()
+    st_a = i2i.assign(method="st_a", diag_score=0.6 + 0.01 * i2i["seed"], final_score=0.6 + 0.01 * i2i["seed"])
+    tasks = pd.concat([i2i, st_a]).assign(kt=np.nan, kt_matched=np.nan)
+    text = analysis.headline(tasks)
+    assert "| i2i      | 2       | 4      | 0.630 ±" in text  # method over seeds
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if "i2i - st_a" in line}
+    assert "0.050 ± 0.000" in rows["b"] and "higher" in rows["b"]  # b gains 5 points on average over orderings
+    assert "interval includes 0" in rows["a"]  # a gains nothing
+    assert "spread across orderings" in text
