@@ -290,6 +290,10 @@ class ExecutionConfig:
     slots: int = 0  # phases that may run at the same time; 0 = sized from the cluster and the work (>= 1)
     address: Optional[str] = None  # existing Ray cluster; None = start a local one
     max_failures: int = 2
+    # a phase on the pool checkpoints (ray.train.report) after an epoch only when this many seconds have
+    # passed since its start or last checkpoint: a report costs ~0.2 s, and a lost worker redoes less
+    # than this much work; 0 = after every epoch
+    checkpoint_every_s: float = 30.0
     store_dir: str = "runs/store"
 
     def __post_init__(self):
@@ -298,6 +302,7 @@ class ExecutionConfig:
         _positive("execution.slots", self.slots, allow_zero=True)
         _positive("execution.cpus_per_worker", self.cpus_per_worker, allow_zero=True)
         _positive("execution.max_failures", self.max_failures, allow_zero=True)
+        _positive("execution.checkpoint_every_s", self.checkpoint_every_s, allow_zero=True)
         if not self.store_dir:
             raise ConfigError("execution.store_dir: must name a folder")
 

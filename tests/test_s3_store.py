@@ -71,7 +71,7 @@ def test_ray_train_phases_write_store_and_checkpoints_to_s3(s3, tmp_path):
     cfg = load_config(None, ["backbone.name=tiny-bert", "training.epochs=2", "training.threads=1",
                              "tasks=[{name: a, family: a, n_train: 32, n_dev: 16, n_test: 16}]",
                              "execution.executor=ray", "execution.slots=1", "execution.cpus_per_worker=1",
-                             f"execution.store_dir={uri}"])
+                             "execution.checkpoint_every_s=0", f"execution.store_dir={uri}"])
     tasks = load_tasks(cfg)
     ray.init(num_cpus=2, include_dashboard=False, namespace="cl_sim")
     try:

@@ -63,7 +63,7 @@ def pool_loop(config: dict) -> None:
         resume = None  # a checkpoint belongs to one job: never resume a later one from it
         result, error = None, None
         try:
-            result = run_job(job, store, dist, state)
+            result = run_job(job, store, dist, state, config.get("checkpoint_every_s", 0.0))
         except Exception as exc:  # report the failure to the caller; keep serving other jobs
             error = _portable(exc)
             if world > 1:  # the other ranks may wait in a collective this rank will never join:
@@ -92,8 +92,8 @@ def quiet_report_log() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
-def share(job: Optional[dict], world: int, device) -> Optional[dict]:
-    """Rank 0's job on every rank."""
+def share(job, world: int, device):
+    """Rank 0's job (or decision) on every rank."""
     if world == 1:
         return job
     box = [job]
@@ -101,7 +101,7 @@ def share(job: Optional[dict], world: int, device) -> Optional[dict]:
     return box[0]
 
 
-def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict]) -> Optional[dict]:
+def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict], every_s: float = 0.0) -> Optional[dict]:
     """Run one phase or evaluation job; rank 0 writes the result to the store."""
     task = store.task(job["task"])
     if job["op"] == "eval":
@@ -118,7 +118,7 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict]) -> O
         raise RuntimeError("injected failure on rank 1 (test hook)")  # rank 0 goes on into DDP's first all-reduce
     start = time.perf_counter()
     out = run_phase(phase, task, store, dist, resume=resume["state"] if resume else None,
-                    checkpoint=lambda state: report_epoch(job, state, dist.rank))
+                    checkpoint=Checkpointer(job, dist, every_s))
     info = {"slot_wall_s": time.perf_counter() - start,
             "resumed_from_epoch": resume["state"]["epoch"] if resume else None}
     if dist.rank == 0:
@@ -137,6 +137,22 @@ def _evaluate(job: dict, task, store: RayStoreClient, dist) -> Optional[dict]:
                                          batch_size=dist.eval_batch_size)
     store.put_score(job["key"], score, attention, refs=sorted({k for k in job["dep"].values() if k}))
     return {"score": score, "attention": attention}
+
+
+class Checkpointer:
+    """`run_phase`'s per-epoch callback: reports the epoch (with its checkpoint) when `every_s`
+    seconds have passed since the phase started or last reported. Rank 0's clock decides for every
+    rank (`ray.train.report` must be called by all ranks alike, or the group stalls)."""
+
+    def __init__(self, job: dict, dist, every_s: float):
+        self.job, self.dist, self.every_s = job, dist, every_s
+        self.last = time.monotonic()
+
+    def __call__(self, state: dict) -> None:
+        due = share(time.monotonic() - self.last >= self.every_s, self.dist.world_size, torch.device(self.dist.device))
+        if due:
+            report_epoch(self.job, state, self.dist.rank)
+            self.last = time.monotonic()
 
 
 def report_epoch(job: dict, state: dict, rank: int) -> None:

@@ -161,7 +161,8 @@ def pool_spec(cfg: Config, store_root: Path) -> dict:
     threads = cfg.training.threads or max(1, round(ex.cpus_per_worker))  # 1.98 CPUs (a sliver kept for trials): 2
     return {"store_root": str(store_root), "num_workers": ex.num_workers, "use_gpu": ex.use_gpu,
             "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots, "max_failures": ex.max_failures,
-            "threads": threads, "eval_batch_size": cfg.training.eval_batch_size}
+            "threads": threads, "eval_batch_size": cfg.training.eval_batch_size,
+            "checkpoint_every_s": ex.checkpoint_every_s}
 
 
 def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:

@@ -148,7 +148,7 @@ def test_an_error_on_one_rank_fails_the_phase_promptly_instead_of_hanging(cluste
 
 
 def test_lost_worker_resumes_from_checkpoint(cluster, tmp_path):
-    cfg = make_cfg(tmp_path / "crash-store", "training.epochs=2")
+    cfg = make_cfg(tmp_path / "crash-store", "training.epochs=2", "execution.checkpoint_every_s=0")
     cluster.write_text("crash rank 0 once after its first checkpoint")
     rec, executor = ray_run(cfg, order=("a",))
     assert not cluster.exists(), "the crash hook never fired"
