@@ -48,12 +48,6 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     train_model = dist.wrap(model)
     indices = train_indices(phase, task)
     data = encoded(task, "train", tokenizer, phase.max_length, indices)
-    cache = None
-    if phase.kind == "distill":  # the frozen teacher once per example, under the phase's precision
-        with _autocast(phase.precision, dist.device):
-            cache = teacher_cache(functools.partial(teacher_outputs, model), data, phase.distill, model.hidden,
-                                  len(model.slots), dist.eval_batch_size, tokenizer.pad_token_id, dist.device)
-    loss_fn = make_loss(phase, task, model, cache)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(_param_groups(phase, model, params), weight_decay=phase.weight_decay)
     n_batches = math.ceil(len(data) / phase.batch_size)
@@ -68,6 +62,12 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         opt.load_state_dict(resume["optim"])
         sched.load_state_dict(resume["sched"])
     model.train() if phase.kind == "finetune" else model.eval()  # frozen backbones run without dropout
+    cache = None
+    if phase.kind == "distill":  # the frozen teacher once per example (eval mode, the phase's precision)
+        with _autocast(phase.precision, dist.device):
+            cache = teacher_cache(functools.partial(teacher_outputs, model), data, phase.distill, model.hidden,
+                                  len(model.slots), dist.eval_batch_size, tokenizer.pad_token_id, dist.device)
+    loss_fn = make_loss(phase, task, model, cache)
     bar = phase_bar(total - steps, f"{phase.kind} {phase.task}", dist.rank)
     for epoch in range(first_epoch, epochs):
         # dropout (finetune phases train in train mode) draws from the global RNG: seed it per epoch
