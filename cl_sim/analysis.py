@@ -108,7 +108,7 @@ def headline(tasks: pd.DataFrame) -> str:
     """What a sweep prints when it ends: each method over seeds (mean ± 95% t-interval), each
     method minus ST-A per task (paired by seed and ordering, flagged where the interval includes 0),
     and the ordering effect. `tasks` is the report's tasks table."""
-    from cl_sim.report import markdown_table
+    from cl_sim.tables import markdown_table
 
     parts = [markdown_table(stats.seed_table(tasks, ("final_score", "kt", "kt_matched")))]
     if "st_a" in set(tasks["method"]) and tasks["method"].nunique() > 1:

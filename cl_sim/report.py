@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from cl_sim import metrics
+from cl_sim.tables import markdown_table  # noqa: F401  (re-exported: callers import it from here too)
 
 CURVE_X = ("teacher_count", "low_shot_fraction")
 MAX_MATRIX_PLOTS = 8  # one heatmap per run; beyond this the report only lists the numbers
@@ -249,29 +250,6 @@ def plot_tenant_timeline(tenant_df: pd.DataFrame, path) -> Path:
     return _save(fig, path)
 
 
-# --- tables --------------------------------------------------------------------------
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, (float, np.floating)) and np.isnan(v)):
-        return "n/a"
-    if isinstance(v, (float, np.floating)):
-        return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
-    if isinstance(v, (int, np.integer)) and abs(v) >= 1e4:
-        return f"{v:,}"
-    return str(v).replace("|", "\\|")
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table (pandas' ``to_markdown`` when tabulate is installed)."""
-    text = df.astype(object).map(_fmt)
-    try:
-        import tabulate  # noqa: F401  (optional; only decides the formatter)
-        return text.to_markdown(index=False, disable_numparse=True)
-    except ImportError:
-        pass
-    cols = [str(c) for c in text.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in text.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def method_summary(tasks: pd.DataFrame) -> pd.DataFrame:

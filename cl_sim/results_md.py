@@ -17,7 +17,7 @@ import math
 import pandas as pd
 
 from cl_sim import stats
-from cl_sim.report import markdown_table
+from cl_sim.tables import markdown_table
 
 # the papers' figures, from ../shared/seeds/*.md
 PAPER = {

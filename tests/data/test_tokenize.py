@@ -31,7 +31,8 @@ def test_single_sentence_dynamic_padding(tokenizer):
     assert first["attention_mask"].tolist()[1] == [1, 1, 1, 0, 0, 0, 0, 0, 0]
     assert first["input_ids"][1, 3:].eq(tokenizer.pad_token_id).all()
     assert first["labels"].dtype == torch.int64 and first["labels"].tolist() == [0, 1]
-    assert set(first) <= {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert set(first) <= {"input_ids", "attention_mask", "token_type_ids", "labels", "index"}
+    assert first["index"].tolist() == list(range(len(first["labels"])))  # the rows, for per-example caches
     assert first["input_ids"].dtype == torch.int64
 
 
