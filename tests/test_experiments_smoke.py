@@ -60,15 +60,18 @@ def test_killed_driver_then_rerun_gives_the_uninterrupted_table(tmp_path):
     # in the trial processes (--local): durability is the store's; the pool's is test_ray_executor's
     run_script("task_order", tmp_path / "a", tmp_path / "store_a", "--local")
     store_b = tmp_path / "store_b"
-    proc = subprocess.Popen(command("task_order", tmp_path / "b", store_b, "--local"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "b.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command("task_order", tmp_path / "b", store_b, "--local"), cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 300
         while len(list((store_b / "manifest").glob("*.json"))) < 4 and time.time() < deadline:
             time.sleep(0.1)
-        assert proc.poll() is None, "the sweep finished before it could be killed"
+        assert proc.poll() is None, f"the sweep ended ({proc.returncode}) before it could be killed:\n" + log.read_text()[-3000:]
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started (its local Ray)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started (its local Ray)
         proc.wait()
     assert not (tmp_path / "b" / "task_order_smoke" / "tasks.parquet").exists()
     done_before = len(list((store_b / "manifest").glob("*.json")))
