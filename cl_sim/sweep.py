@@ -1,7 +1,7 @@
 """Sweeps as plain data, without Ray or executors: the `sweep:` section, trial grids over
 orderings × methods × seeds (× teacher counts, low-shot fractions, I2I variants), trial configs,
-and the sweep's tables and counts. `cl_sim.execution.trial` runs one trial;
-`cl_sim.execution.ray_tune` runs them all on Ray Tune.
+and the sweep's tables and counts. `execution/trial.py` runs one trial;
+`execution/ray_tune.py` runs them all on Ray Tune (this module imports neither).
 
     cfg, sweep = load_sweep("experiments/configs/task_order.yaml", ["sweep.sample=3"])
     trials = trials_for(cfg, sweep)               # plain dicts of params
