@@ -261,6 +261,10 @@ class TrainingConfig:
     weight_decay: float = 0.0
     grad_accum: int = 1
     max_train_examples: Optional[int] = None
+    # dev examples a phase scores at its end (its `dev_score`, a progress figure: arrivals are scored
+    # on the task's eval split separately): a seeded stratified subset; null = the whole dev split,
+    # 0 = no dev pass. Whole dev splits (~2,000 rows) dominated the low-shot phases' wall time.
+    dev_examples: Optional[int] = 500
     eval_batch_size: int = 128
     seed: int = 0
     threads: int = 0  # torch intra-op threads per worker; 0 = every core given to the worker
@@ -275,6 +279,8 @@ class TrainingConfig:
         _positive("training.seed", self.seed, allow_zero=True)  # numpy generators take no negative seeds
         if self.max_train_examples is not None:
             _positive("training.max_train_examples", self.max_train_examples)
+        if self.dev_examples is not None:
+            _positive("training.dev_examples", self.dev_examples, allow_zero=True)
         _positive("training.threads", self.threads, allow_zero=True)
         _choice("training.precision", self.precision, ("fp32", "bf16"))
 

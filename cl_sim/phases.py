@@ -57,6 +57,7 @@ class Phase:
     min_steps: int = 0  # train at least this many optimizer steps (more epochs on small tasks)
     fraction: float = 1.0  # share of the training split (I2I's low-shot phases)
     max_examples: Optional[int] = None
+    dev_examples: Optional[int] = None  # dev rows scored at the phase's end (None = all, 0 = none)
     init: Optional[str] = None  # store key whose adapter/head (or backbone/head) states start this phase
     teachers: tuple[str, ...] = ()  # fusion: store keys of the adapters to fuse, in fusion order
     teacher_fusion: Optional[str] = None  # distill: store key of the fusion phase to distil from
@@ -166,6 +167,17 @@ def train_indices(phase: Phase, task: Task) -> Optional[np.ndarray]:
     if keep >= n:
         return None
     return subset_indices(labels, task.kind, keep, subset_seed(phase))
+
+
+def dev_indices(phase: Phase, task: Task) -> Optional[np.ndarray]:
+    """The dev rows a phase scores at its end (None = the whole split): at most `dev_examples`,
+    stratified, seeded by the run seed and the task's data (every phase of a task and seed scores
+    the same rows, so their dev scores compare)."""
+    labels = task.splits["dev"].labels
+    if phase.dev_examples is None or phase.dev_examples >= len(labels):
+        return None
+    seed = int.from_bytes(hashlib.sha256(f"{phase.seed}|{phase.data_hash}|dev".encode()).digest()[:4], "little")
+    return subset_indices(labels, task.kind, phase.dev_examples, seed)
 
 
 def encoded(task: Task, split: str, tokenizer, max_length: int, indices: Optional[np.ndarray] = None):

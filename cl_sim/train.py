@@ -15,7 +15,7 @@ from cl_sim.data.tokenize import iterate
 from cl_sim.metrics import score as metric_score
 from cl_sim.model import AdaptedModel
 from cl_sim.progress import phase_bar
-from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, encoded,
+from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, dev_indices, encoded,
                            make_loss, output_states, phase_seed, teacher_outputs, train_indices)
 from cl_sim.teacher_cache import teacher_cache
 
@@ -95,16 +95,20 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     bar.close()
     model.eval()
     record = phase.kind == "fusion" and phase.fusion.get("record_attention", True)
-    dev_score = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,
-                               record_attention=record, batch_size=dist.eval_batch_size)
+    dev_rows = dev_indices(phase, task)
+    dev_count = len(task.splits["dev"].labels) if dev_rows is None else len(dev_rows)
+    dev_score = None if phase.dev_examples == 0 else evaluate_model(
+        model, task, "dev", tokenizer, phase.max_length, "head", dist.device, record_attention=record,
+        batch_size=dist.eval_batch_size, indices=dev_rows)
     return PhaseOutput(
         states=output_states(phase, model),
         metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
+                 "dev_examples": 0 if dev_score is None else dev_count,
                  "examples": examples, "steps": steps, "train_examples": len(data),
                  "train_indices": None if indices is None else indices.tolist(),
                  "teacher_cached": cache is not None, "wall_s": time.perf_counter() - start,
                  "trainable_params": sum(p.numel() for p in params)},
-        attention=attention_of(model, "fusion") if record else None,
+        attention=attention_of(model, "fusion") if record and dev_score is not None else None,
     )
 
 
@@ -139,15 +143,18 @@ def predict(model: AdaptedModel, data, kind: str, head: str, pad_id: int, device
 
 
 def evaluate_model(model: AdaptedModel, task: Task, split: str, tokenizer, max_length: int, head: str,
-                   device: str = "cpu", record_attention: bool = False, batch_size: int = 128) -> float:
-    data = encoded(task, split, tokenizer, max_length)
+                   device: str = "cpu", record_attention: bool = False, batch_size: int = 128,
+                   indices: Optional[np.ndarray] = None) -> float:
+    """`metric` of `head` on `split` (or the rows `indices` of it)."""
+    data = encoded(task, split, tokenizer, max_length, indices)
     for slot in model.slots.values():
         slot.recording_attention = record_attention
         slot.attention, slot.attention_count = {}, {}
     pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device, batch_size)
     for slot in model.slots.values():
         slot.recording_attention = False
-    return float(metric_score(task.metric, task.splits[split].labels, pred))
+    labels = task.splits[split].labels
+    return float(metric_score(task.metric, labels if indices is None else labels[indices], pred))
 
 
 def attention_of(model: AdaptedModel, fusion: str) -> list[list[float]]:

@@ -64,8 +64,9 @@ class LocalExecutor:
         execution = {"executor": "local", "workers": 1, "device": self.device}
         self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution))
         m = out.metrics
+        dev = "" if m["dev_score"] is None else f", dev {m['dev_score']:.3f} ({m['dev_examples']} ex)"
         self.log(f"done  {phase.kind:<8} {phase.task:<12} {m['wall_s']:.1f} s, {m['steps']} steps, "
-                 f"{m['examples'] / max(m['wall_s'], 1e-9):.0f} examples/s, dev {m['dev_score']:.3f}")
+                 f"{m['examples'] / max(m['wall_s'], 1e-9):.0f} examples/s{dev}")
         self.trained += 1
         return key
 

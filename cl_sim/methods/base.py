@@ -51,7 +51,8 @@ class MethodContext:
         base = dict(kind=kind, task=self.task.name, data_hash=self.task.data_hash(), backbone=c.backbone.name,
                     pooling=c.backbone.pooling, max_length=c.backbone.max_length, adapter=adapter, seed=t.seed,
                     epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, grad_accum=t.grad_accum,
-                    weight_decay=t.weight_decay, precision=t.precision, max_examples=t.max_train_examples)
+                    weight_decay=t.weight_decay, precision=t.precision, max_examples=t.max_train_examples,
+                    dev_examples=t.dev_examples)
         return Phase(**{**base, **fields})
 
     def fusion_phase(self, teachers: tuple[str, ...], **fields) -> Phase:
