@@ -48,6 +48,10 @@ def _paired_row(label: str, a: dict, b: dict, paper: str) -> dict:
             "paper": paper}
 
 
+def i2i_labels(methods) -> list[str]:
+    return sorted(m for m in methods if m == "i2i" or m.startswith("i2i-"))
+
+
 def comparisons(tasks: pd.DataFrame) -> pd.DataFrame:
     """Every paper comparison whose methods are in `tasks`."""
     methods = set(tasks["method"])
@@ -61,9 +65,15 @@ def comparisons(tasks: pd.DataFrame) -> pd.DataFrame:
     if {"st_a", "fusion"} <= methods:
         rows.append(_paired_row("Fusion - ST-A, targets with teachers", _points(tasks, "fusion", where=later),
                                 _points(tasks, "st_a", where=later), PAPER["fusion_vs_st_a"]))
-    if {"st_a", "i2i"} <= methods:
-        rows.append(_paired_row("I2I - ST-A, targets with teachers", _points(tasks, "i2i", where=later),
-                                _points(tasks, "st_a", where=later), PAPER["i2i"]))
+    for m in i2i_labels(methods):  # i2i, or i2i-FF / i2i-FL / i2i-LL when a study varies the variant
+        name = "I2I" + m[3:]
+        if "st_a" in methods:
+            rows.append(_paired_row(f"{name} - ST-A, targets with teachers", _points(tasks, m, where=later),
+                                    _points(tasks, "st_a", where=later), PAPER["i2i"]))
+        if tasks.loc[tasks["method"] == m, "ref_matched_score"].notna().any():
+            rows.append(_paired_row(f"{name} - compute-matched ST-A, targets with teachers",
+                                    _points(tasks, m, where=later),
+                                    _points(tasks, m, "ref_matched_score", where=later), PAPER["i2i"]))
     if {"fusion", "adapter_distillation"} <= methods:
         rows.append(_paired_row("AdapterDistillation - Fusion, targets with teachers",
                                 _points(tasks, "adapter_distillation", where=later),
@@ -74,7 +84,7 @@ def comparisons(tasks: pd.DataFrame) -> pd.DataFrame:
 def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
     """KT against ST-A and against the compute-matched ST-A, per teacher method, over seeds."""
     rows = []
-    for method in ("fusion", "i2i", "adapter_distillation"):
+    for method in ("fusion", *i2i_labels(set(tasks["method"])), "adapter_distillation"):
         g = tasks[(tasks["method"] == method) & (tasks["position"] > 0)]
         if g.empty:
             continue
@@ -88,17 +98,18 @@ def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ordering_spread(tasks: pd.DataFrame, method: str = "i2i") -> pd.DataFrame:
-    """Per task: the spread (max - min, points) of its score across the orderings it was seen
-    in, per seed, then the mean over seeds with its 95% interval."""
-    g = tasks[tasks["method"] == method]
-    if g.empty or g["ordering"].nunique() < 2:
-        return pd.DataFrame()
+def ordering_spread(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Per I2I variant and task: the spread (max - min, points) of the task's score across the
+    orderings it was seen in, per seed, then the mean over seeds with its 95% interval."""
     rows = []
-    for task, t in g.groupby("task"):
-        spreads = [100 * (v.max() - v.min()) for _, v in t.groupby("seed")["diag_score"] if len(v) > 1]
-        rows.append({"task": task, "orderings": t["ordering"].nunique(),
-                     "spread across orderings, points (95% CI)": stats.mean_ci(spreads).fmt(2)})
+    for method in i2i_labels(set(tasks["method"])):
+        g = tasks[tasks["method"] == method]
+        if g["ordering"].nunique() < 2:
+            continue
+        for task, t in g.groupby("task"):
+            spreads = [100 * (v.max() - v.min()) for _, v in t.groupby("seed")["diag_score"] if len(v) > 1]
+            rows.append({"method": method, "task": task, "orderings": t["ordering"].nunique(),
+                         "spread across orderings, points (95% CI)": stats.mean_ci(spreads).fmt(2)})
     return pd.DataFrame(rows)
 
 
