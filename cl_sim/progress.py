@@ -32,8 +32,12 @@ def set_verbosity(level: int) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's boxed config table and TensorBoard hint
+        if not sys.stdout.isatty():  # a log file: no ANSI colour codes around Ray's "(pid=...)" prefixes
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")
         for name in ("ray.tune", "ray.train", "ray.air"):  # "View detailed results", TensorBoard hint
             logging.getLogger(name).setLevel(logging.WARNING)
+        # "Token authentication is enabled for this Ray cluster" at every local start: on is right
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         try:
             from transformers.utils import logging as hf_logging
 
