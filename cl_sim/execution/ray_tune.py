@@ -27,7 +27,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import ray
 from ray import tune
@@ -93,22 +93,41 @@ def _json_scalar(o):
 
 
 class _Progress(tune.Callback):
-    """One line per finished trial (Tune's own tables would print every metric, rows included)."""
+    """One line per finished trial (Tune's own tables would print every metric, rows included),
+    and every `every_s` seconds a line with the pool's phases (done, running, queued) and trials."""
 
-    def __init__(self, total: int, log: Log):
-        self.total, self.log, self.done = total, log, 0
+    def __init__(self, total: int, log: Log, status: Optional[Callable[[], dict]] = None, every_s: float = 60.0):
+        self.total, self.log, self.done, self.status, self.every_s = total, log, 0, status, every_s
+        self.last = time.monotonic()
+
+    def _phases(self) -> str:
+        if self.status is None:
+            return ""
+        try:
+            s = self.status()
+        except Exception:  # the pool is gone (shutting down): no phase counts, never a failed sweep
+            return ""
+        return (f"phases trained {s['trained']}, reused {s['reused']}, running {s['busy']}, "
+                f"queued {s['queued']}; ")
+
+    def _trials(self, trials) -> str:
+        running = sum(t.status == "RUNNING" for t in trials)
+        queued = max(0, self.total - self.done - running)  # Tune creates trials lazily: count from the total
+        return f"trials done {self.done}/{self.total}, running {running}, queued {queued}"
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            self.log(f"progress: {self._phases()}{self._trials(trials)} ({time.strftime('%H:%M:%S')})")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "phases_trained" not in result:  # an arrival's report; the trial's last one has the counts
             return
         self.done += 1
         acc = result.get("avg_accuracy")
-        running = sum(t.status == "RUNNING" for t in trials)
-        queued = max(0, self.total - self.done - running)  # Tune creates trials lazily: count from the total
         self.log(f"[{self.done}/{self.total}] {trial.config['trial']}: avg_accuracy "
                  f"{'-' if acc is None else f'{acc:.3f}'}, phases trained {result['phases_trained']}, "
-                 f"reused {result['phases_reused']}; trials running {running}, queued {queued} "
-                 f"({time.strftime('%H:%M:%S')})")
+                 f"reused {result['phases_reused']}; {self._trials(trials)} ({time.strftime('%H:%M:%S')})")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.log(f"trial {trial.config.get('trial')} FAILED (its log: {trial.local_path})")
@@ -124,10 +143,10 @@ def _resources(cfg: Config, sweep: SweepConfig) -> tuple[dict, int, int]:
     return {"cpu": cpus}, concurrent, max(1, math.floor(cpus))
 
 
-def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, log: Log
-                ) -> tuple[list[dict], list[dict]]:
+def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, log: Log,
+                status: Optional[Callable[[], dict]] = None) -> tuple[list[dict], list[dict]]:
     """Run every trial on Ray Tune: (`run_trial` outputs of the finished trials sorted by trial id,
-    failures as {trial_id, error})."""
+    failures as {trial_id, error}). `status`: the phase pool's counts, for the progress lines."""
     by_id = {trial_id(p): p for p in trials}
     resources, concurrent, threads = _resources(cfg, sweep)
     log(f"tune: {len(by_id)} trials, {resources} each, at most {concurrent} at a time, {threads} torch thread(s)")
@@ -135,7 +154,7 @@ def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, 
     tuner = tune.Tuner(tune.with_resources(fn, resources), param_space={"trial": tune.grid_search(list(by_id))},
                        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
                        run_config=tune.RunConfig(name=sweep.name, storage_path=str(out / "tune"), verbose=0,
-                                                 callbacks=[_Progress(len(by_id), log)]))
+                                                 callbacks=[_Progress(len(by_id), log, status)]))
     reports, failed = [], []
     for res in tuner.fit():
         tid = (res.config or {}).get("trial", "?")
@@ -176,7 +195,7 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
     pool = _start_pool(cfg, log) if cfg.execution.executor == "ray" else None
     opened = time.perf_counter() - start
     try:
-        reports, failures = tune_trials(cfg, sweep, trials, out, log)
+        reports, failures = tune_trials(cfg, sweep, trials, out, log, pool.status if pool is not None else None)
     finally:
         if pool is not None:
             pool.close()

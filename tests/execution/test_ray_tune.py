@@ -141,3 +141,33 @@ def test_trials_report_each_arrival_to_tune_and_a_failed_trial_keeps_the_others(
     assert [r.get("task") for r in results] == ["a", "b", None]
     assert results[1]["arrival"] == 2 and 0.0 <= results[1]["avg_seen"] <= 1.0
     assert results[-1]["phases_trained"] > 0 and "avg_accuracy" in results[-1]
+
+
+def test_progress_lines_show_phases_and_trials(monkeypatch):
+    """The sweep's live lines: per finished trial, and a heartbeat with the pool's phase counts."""
+    class T:
+        def __init__(self, status, trial="x"):
+            self.status, self.config = status, {"trial": trial}
+
+    lines, clock = [], [0.0]
+    monkeypatch.setattr(ray_tune.time, "monotonic", lambda: clock[0])
+    status = {"trained": 7, "reused": 3, "busy": 2, "queued": 5, "evaluated": 1}
+    progress = ray_tune._Progress(4, lines.append, lambda: status, every_s=60)
+    trials = [T("RUNNING"), T("RUNNING"), T("TERMINATED")]
+    progress.on_step_end(0, trials)
+    assert lines == []  # not due yet
+    clock[0] = 61.0
+    progress.on_step_end(1, trials)
+    assert lines[-1].startswith("progress: phases trained 7, reused 3, running 2, queued 5; "
+                                "trials done 0/4, running 2, queued 2")
+    progress.on_trial_result(2, trials, trials[2], {"avg_accuracy": 0.5})  # an arrival's report: no line
+    assert len(lines) == 1
+    progress.on_trial_result(3, trials, trials[2], {"avg_accuracy": 0.5, "phases_trained": 4, "phases_reused": 1})
+    assert "phases trained 4, reused 1; trials done 1/4, running 2, queued 1" in lines[-1]
+
+    def gone():
+        raise RuntimeError("pool stopped")
+
+    quiet = ray_tune._Progress(1, lines.append, gone, every_s=0)
+    quiet.on_step_end(0, [])
+    assert lines[-1].startswith("progress: trials done 0/1")  # no pool counts, no failure
