@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,8 @@ def print_run(rec, out: Path) -> None:
 
 
 def cmd_run(args: list[str]) -> int:
+    """cl-sim run [CONFIG.yaml] [--local] [key=value ...]: one stream x one method x one seed; results
+    under output.dir (tables, config.yaml, report.md/.html). Keys: `cl-sim show-config`; SPEC §7."""
     from cl_sim.config import ordering
     from cl_sim.execution import open_executor, resolve
     from cl_sim.execution.base import overhead_line
@@ -98,6 +101,8 @@ def cmd_run(args: list[str]) -> int:
 
 
 def cmd_validate(args: list[str]) -> int:
+    """cl-sim validate [CONFIG.yaml] [key=value ...]: check the config, the data and the adapter
+    positions as `run` would, and train nothing."""
     from cl_sim.preflight import preflight
 
     cfg = _load(args)
@@ -110,6 +115,7 @@ def cmd_validate(args: list[str]) -> int:
 
 
 def cmd_show_config(args: list[str]) -> int:
+    """cl-sim show-config [CONFIG.yaml] [key=value ...]: the full config after defaults and overrides."""
     import yaml
 
     print(yaml.safe_dump(_load(args).to_dict(), sort_keys=False))
@@ -117,6 +123,7 @@ def cmd_show_config(args: list[str]) -> int:
 
 
 def cmd_report(args: list[str]) -> int:
+    """cl-sim report RUN_DIR: report.md, report.html and the PNG plots of a finished run or sweep."""
     import pandas as pd
 
     from cl_sim.errors import ConfigError
@@ -137,7 +144,9 @@ def cmd_report(args: list[str]) -> int:
 
 
 def cmd_store(args: list[str]) -> int:
-    """`store ls|verify|gc`: the store named by --store DIR, else by the config's execution.store_dir."""
+    """cl-sim store ls|verify|gc [--store DIR | CONFIG.yaml key=value ...] [--delete]: list the store's
+    entries, check their sha256, or remove entries from other code versions (gc is a dry run
+    without --delete). The store is --store DIR, else the config's execution.store_dir."""
     from cl_sim.errors import ConfigError
     from cl_sim.store import Store
     from cl_sim import store_admin
@@ -203,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     flags = {"--quiet", "--verbose"}  # also accepted after the command
     quiet, verbose = ns.quiet or "--quiet" in ns.args, ns.verbose or "--verbose" in ns.args
     ns.args = [a for a in ns.args if a not in flags]
+    if {"-h", "--help"} & set(ns.args):  # `cl-sim run --help`: the command's own usage, not a config named --help
+        print(inspect.cleandoc(COMMANDS[ns.command].__doc__))
+        return 0
     from cl_sim.progress import NORMAL, QUIET, VERBOSE, set_verbosity
 
     set_verbosity(QUIET if quiet else VERBOSE if verbose else NORMAL)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cl_sim.cli import main
@@ -74,3 +75,11 @@ def test_quiet_prints_results_only_and_normal_prints_a_line_per_phase(tmp_path, 
     quiet = capsys.readouterr()
     assert "train " not in quiet.out and "[1/2]" not in quiet.out and "it/s" not in quiet.err
     assert "accuracy matrix" in quiet.out and "phases trained 0" in quiet.out  # the results are still there
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "report", "show-config", "store"])
+def test_every_command_has_its_own_help(command, capsys):
+    assert main([command, "--help"]) == 0  # never "config file not found: --help"
+    out = capsys.readouterr().out
+    assert out.startswith(f"cl-sim {command}")
+    assert "RUN_DIR" in out if command == "report" else "key=value" in out
