@@ -10,7 +10,8 @@ same store and scaling settings shares these worker groups (the pool is a named 
     ray.get(pool.start.remote())
     info = ray.get(pool.run.remote(phase_dict, key, data_hash))   # {"key", "trained", ...}
 
-Jobs: `phase` (train and store), `eval` (score a deployment, cache the score), `stop`.
+Jobs: `phase` (train and store), `eval` (score a deployment, cache the score), `stop`; served
+evaluations first, then phases, then stops (`PRIORITY`), each kind in order of arrival.
 A job stays assigned to its slot until the slot answers `finish`: when Ray Train restarts a
 lost worker group (`FailureConfig`), the restarted loop asks again and gets the same job back,
 and resumes it from the checkpoint it reported after its last finished epoch.
@@ -38,6 +39,10 @@ log = logging.getLogger("cl_sim.pool")
 # (~1.4 s per report, RAY-NOTES.md); the preemption watcher prints a core_worker error line per
 # start. Both are read in the process that calls fit() and propagated to controller and workers.
 TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
+
+# Evaluations go first: they take a second and each unblocks a caller that then queues its next
+# phase, so the slots stay busy; `stop` goes last, after every queued job ("let queued jobs finish").
+PRIORITY = {"eval": 0, "phase": 1, "stop": 2}
 
 MAX_SLOT_RESTARTS = 3  # consecutive trainer failures without a finished job before a slot gives up
 
@@ -86,7 +91,7 @@ class PhasePool:
     def __init__(self, spec: dict):
         self.spec, self.name = spec, pool_name(spec)
         self.store = ray.get_actor(actor_name(spec["store_root"]), namespace=NAMESPACE)
-        self.queue: Optional[asyncio.Queue] = None
+        self.queue: Optional[asyncio.PriorityQueue] = None  # (PRIORITY[op], job id): FIFO within an op
         self.jobs: dict[int, dict] = {}  # job id -> {"job": ..., "future": ...}
         self.assigned: dict[int, int] = {}  # slot -> job id it holds until `finish`
         self.watchers: dict[int, Any] = {}
@@ -99,7 +104,7 @@ class PhasePool:
         whose phases are all in the store never pays for them."""
         fresh = self.queue is None
         if fresh:
-            self.queue = asyncio.Queue()
+            self.queue = asyncio.PriorityQueue()
             await self.store.release_owner.remote(self.name)  # claims a dead predecessor held
         return {"name": self.name, "slots": self.spec["slots"], "fresh": fresh}
 
@@ -124,7 +129,7 @@ class PhasePool:
             return
         if not self.stopping and not any(not w.done() for s, w in self.watchers.items() if s != slot):
             while not self.queue.empty():  # no slot left to serve what is queued
-                self._fail_job(self.queue.get_nowait(), RuntimeError("every phase-pool slot failed"))
+                self._fail_job(self.queue.get_nowait()[1], RuntimeError("every phase-pool slot failed"))
 
     @staticmethod
     def _slot_env() -> dict:
@@ -151,7 +156,7 @@ class PhasePool:
         job["id"] = next(self.ids)
         future = asyncio.get_running_loop().create_future()
         self.jobs[job["id"]] = {"job": job, "future": future}
-        self.queue.put_nowait(job["id"])
+        self.queue.put_nowait((PRIORITY[job["op"]], job["id"]))
         return await future
 
     async def run(self, phase: dict, key: str, data_hash: str) -> dict:
@@ -190,7 +195,7 @@ class PhasePool:
         if held is not None and held in self.jobs:
             return {**self.jobs[held]["job"], "redelivered": True}
         try:
-            job_id = await asyncio.wait_for(self.queue.get(), timeout)
+            _, job_id = await asyncio.wait_for(self.queue.get(), timeout)
         except asyncio.TimeoutError:
             return None
         if job_id not in self.jobs:  # failed while queued
