@@ -148,7 +148,10 @@ def results_markdown(studies: list[dict]) -> str:
     for s in studies:
         tasks = s["tasks"]
         lines += [f"## {s['title']}", "", f"Command: `{s['command']}`  ", f"Seeds: {s['seeds']}; orderings: "
-                  f"{tasks['ordering'].nunique()}; wall time {s['wall_s'] / 60:.1f} min; trials {s['trials']}  ",
+                  f"{tasks['ordering'].nunique()}; wall time {s['wall_s'] / 60:.1f} min; trials {s['trials']}"
+                  + (f"; phases trained {s['phases_trained']}, reused from the store {s['phases_reused']} (a resumed "
+                     f"or shared-store run reuses earlier runs' phases)" if s.get("phases_trained") is not None else "")
+                  + "  ",
                   f"Scale: {s.get('scale', 'n/a')}  ", f"Machine: {s.get('machine', 'n/a')}; finished "
                   f"{s.get('finished', 'n/a')}", ""]
         lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]

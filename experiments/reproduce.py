@@ -99,8 +99,13 @@ def main(argv=None) -> int:
                 "name": name, "title": spec["studies"][name]["title"], "command": command,
                 "seeds": list(sweep.seeds), "trials": len(res.tables["trials"]), "machine": machine_line(),
                 "wall_s": time.perf_counter() - start, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "scale": scale_line(cfg)})
+                "scale": scale_line(cfg), "failed_trials": len(res.failures),
+                "phases_trained": sum(res.counts["trained"].values()),
+                "phases_reused": sum(res.counts["reused"].values())})
             print(f"study {name}: {res.paths['report']}", flush=True)
+            if res.failures:
+                say(f"study {name}: {len(res.failures)} trial(s) failed, so it stays out of RESULTS.md; its finished "
+                    f"phases are in the store: rerun `{command}` to finish it")
     except (CLSimError, ConnectionError, OSError, KeyError) as exc:
         print(f"reproduce: error: {exc}", file=sys.stderr)
         return 2
@@ -121,8 +126,8 @@ def scale_line(cfg) -> str:
 
 
 def finished_studies(out_dir: Path, names: list[str]) -> list[dict]:
-    """Every study of the suite whose tables are in `out_dir`, in the suite's order (studies run in
-    separate invocations add up; a rerun replaces its own)."""
+    """Every study of the suite whose tables are in `out_dir` and whose trials all finished, in the
+    suite's order (studies run in separate invocations add up; a rerun replaces its own)."""
     import pandas as pd
 
     from cl_sim.sweep import report_tasks
@@ -132,9 +137,12 @@ def finished_studies(out_dir: Path, names: list[str]) -> list[dict]:
         folder = out_dir / name
         if not (folder / "study.json").exists() or not (folder / "tasks.parquet").exists():
             continue
+        study = json.loads((folder / "study.json").read_text())
+        if study.get("failed_trials"):  # an interrupted or partly failed study is not a finding yet
+            continue
         tables = {t: pd.read_parquet(folder / f"{t}.parquet") if (folder / f"{t}.parquet").exists()
                   else pd.DataFrame() for t in ("tasks", "phases")}
-        done.append({**json.loads((folder / "study.json").read_text()), "tasks": report_tasks(tables)})
+        done.append({**study, "tasks": report_tasks(tables)})
     return done
 
 

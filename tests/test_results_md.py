@@ -54,3 +54,21 @@ def test_markdown_has_every_section():
     for heading in ("## T", "### Comparisons the papers make", "### Ordering effect",
                     "### Knowledge transfer, against ST-A and against compute-matched ST-A"):
         assert heading in md
+
+
+def test_a_study_with_failed_trials_stays_out_of_results(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "reproduce.py"
+    spec = importlib.util.spec_from_file_location("reproduce", path)
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    base = {"title": "T", "command": "c", "seeds": [0, 1, 2], "wall_s": 1, "trials": 9}
+    for name, failed in (("done", 0), ("interrupted", 4)):
+        (tmp_path / name).mkdir()
+        _tasks().assign(trial_id="x", i2i_variant=None).to_parquet(tmp_path / name / "tasks.parquet")
+        (tmp_path / name / "study.json").write_text(json.dumps({**base, "name": name, "failed_trials": failed}))
+    found = reproduce.finished_studies(tmp_path, ["done", "interrupted", "never_ran"])
+    assert [s["name"] for s in found] == ["done"]
