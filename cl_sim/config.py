@@ -265,6 +265,9 @@ class TrainingConfig:
     # on the task's eval split separately): a seeded stratified subset; null = the whole dev split,
     # 0 = no dev pass. Whole dev splits (~2,000 rows) dominated the low-shot phases' wall time.
     dev_examples: Optional[int] = 500
+    # false: no dev pass at the end of intermediate phases (I2I's Improvise and Initialize,
+    # AdapterDistillation's fused teacher), whose dev scores no figure reads (large low-shot sweeps)
+    dev_intermediate: bool = True
     eval_batch_size: int = 128
     seed: int = 0
     threads: int = 0  # torch intra-op threads per worker; 0 = every core given to the worker

@@ -1,6 +1,8 @@
 """A phase scores a capped, stratified, seeded dev subset at its end (`training.dev_examples`)."""
 import dataclasses
 
+import pytest
+
 import numpy as np
 import torch
 
@@ -62,3 +64,32 @@ def test_zero_skips_the_dev_pass(tmp_path):
     phase, task = _phase("training.dev_examples=0")
     out = run_phase(phase, task, Store(tmp_path))
     assert out.metrics["dev_score"] is None and out.metrics["dev_examples"] == 0
+
+
+@pytest.mark.parametrize("method", ["i2i", "adapter_distillation"])
+def test_intermediate_phases_skip_their_dev_pass_when_asked(method):
+    """`training.dev_intermediate=false`: Improvise/Initialize (I2I) and the fused teacher
+    (AdapterDistillation) score no dev rows; the deployed phase still does, and the default
+    changes no phase (the same keys)."""
+    from cl_sim.simulate import Prior, arrive
+
+    def phases_of(*overrides):
+        cfg = load_config(None, ["backbone.name=tiny-bert", f"method.name={method}", *overrides])
+        task = make_synthetic_task("t", "a", **TASK)
+        seen = []
+
+        class Ex:  # records every phase the method asks for; trains nothing
+            def run(self, phase):
+                seen.append(phase)
+                return phase.key()
+
+        teacher = Prior("u", "adapter-teacher", Deployed(head="adapter-teacher", adapter="adapter-teacher"))
+        arrive(cfg, method, task, [teacher], [teacher], Ex())
+        return seen
+
+    default, skipped = phases_of(), phases_of("training.dev_intermediate=false")
+    assert [p.dev_examples for p in default] == [500] * len(default)
+    final = {"i2i": 2, "adapter_distillation": 2}[method]  # the deployed phase is the last one
+    assert skipped[final].dev_examples == 500 and skipped[final].kind == default[final].kind
+    intermediate = [p for i, p in enumerate(skipped) if i != final and p.kind != "adapter"]
+    assert intermediate and all(p.dev_examples == 0 for p in intermediate)

@@ -19,6 +19,7 @@ def arrive(ctx, teachers, history) -> Arrival:
     student = ctx.train(ctx.phase("adapter"))
     if not teachers:
         return Arrival({ctx.task.name: Deployed(head=student, adapter=student)}, adapter=student, phases=ctx.phases)
-    fused = ctx.train(ctx.fusion_phase(tuple(t.adapter for t in teachers) + (student,), init=student))
+    fused = ctx.train(ctx.fusion_phase(tuple(t.adapter for t in teachers) + (student,), init=student,
+                                       **ctx.intermediate()))
     key = ctx.train(ctx.distill_phase(fused, init=student, distill={"task_weight": 1.0}))
     return Arrival({ctx.task.name: Deployed(head=key, adapter=key)}, adapter=key, phases=ctx.phases)

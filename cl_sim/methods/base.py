@@ -70,6 +70,11 @@ class MethodContext:
         return self.phase("distill", teacher_fusion=fusion_key, epochs=d["epochs"] or self.cfg.training.epochs,
                           min_steps=floor, distill=d, **fields)
 
+    def intermediate(self) -> dict:
+        """Phase fields of a phase whose result is only an input to later phases (I2I's Improvise
+        and Initialize, AdapterDistillation's fused teacher): no dev pass unless asked for."""
+        return {} if self.cfg.training.dev_intermediate else {"dev_examples": 0}
+
     def train(self, phase: Phase) -> str:
         key = self.run(phase)
         self.phases.append(key)

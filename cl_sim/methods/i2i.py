@@ -25,7 +25,8 @@ def arrive(ctx, teachers, history) -> Arrival:
     m = ctx.cfg.method
     improvise_frac = m.low_shot_fraction if m.i2i_variant == "LL" else 1.0
     initialize_frac = m.low_shot_fraction if m.i2i_variant in ("FL", "LL") else 1.0
-    improvised = ctx.train(ctx.fusion_phase(tuple(t.adapter for t in teachers), fraction=improvise_frac))
-    initialized = ctx.train(ctx.distill_phase(improvised, fraction=initialize_frac))
+    improvised = ctx.train(ctx.fusion_phase(tuple(t.adapter for t in teachers), fraction=improvise_frac,
+                                            **ctx.intermediate()))
+    initialized = ctx.train(ctx.distill_phase(improvised, fraction=initialize_frac, **ctx.intermediate()))
     key = ctx.train(ctx.phase("adapter", init=initialized))
     return Arrival({ctx.task.name: Deployed(head=key, adapter=key)}, adapter=key, phases=ctx.phases)
