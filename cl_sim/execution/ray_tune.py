@@ -20,6 +20,7 @@ unfinished phases and writes the same tables. What was trained vs reused goes to
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -195,7 +196,9 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
     pool = _start_pool(cfg, log) if cfg.execution.executor == "ray" else None
     opened = time.perf_counter() - start
     try:
-        reports, failures = tune_trials(cfg, sweep, trials, out, log, pool.status if pool is not None else None)
+        # Tune pickles its callbacks: the status call holds the pool's actor handle, not the executor
+        status = functools.partial(pool_status, pool.pool) if pool is not None else None
+        reports, failures = tune_trials(cfg, sweep, trials, out, log, status)
     finally:
         if pool is not None:
             pool.close()
@@ -214,6 +217,11 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
     log(overhead_line(cfg, opened, overheads))
     log(f"{counts_line(counts)}; {counts['wall_s']} s" + (f"; {len(failures)} trial(s) FAILED" if failures else ""))
     return SweepResult(out, paths, counts, tables, failures)
+
+
+def pool_status(pool) -> dict:
+    """The phase pool's counts (trained, reused, busy, queued) from its actor handle."""
+    return ray.get(pool.status.remote())
 
 
 def _start_pool(cfg: Config, log: Log):
