@@ -108,8 +108,7 @@ class _Progress(tune.Callback):
             s = self.status()
         except Exception:  # the pool is gone (shutting down): no phase counts, never a failed sweep
             return ""
-        return (f"phases trained {s['trained']}, reused {s['reused']}, running {s['busy']}, "
-                f"queued {s['queued']}; ")
+        return f"phases trained {s['trained']}, running {s['busy']}, queued {s['queued']}; "  # reuse: per trial
 
     def _trials(self, trials) -> str:
         running = sum(t.status == "RUNNING" for t in trials)

@@ -158,7 +158,7 @@ def test_progress_lines_show_phases_and_trials(monkeypatch):
     assert lines == []  # not due yet
     clock[0] = 61.0
     progress.on_step_end(1, trials)
-    assert lines[-1].startswith("progress: phases trained 7, reused 3, running 2, queued 5; "
+    assert lines[-1].startswith("progress: phases trained 7, running 2, queued 5; "
                                 "trials done 0/4, running 2, queued 2")
     progress.on_trial_result(2, trials, trials[2], {"avg_accuracy": 0.5})  # an arrival's report: no line
     assert len(lines) == 1
