@@ -1,5 +1,6 @@
 """How fast is a phase over N teachers? Fusion training-step time with the N teachers' adapters
-in one batched pass (`cl_sim.adapters.modules.stacked_bottlenecks`) against the per-adapter loop,
+in one batched pass (`cl_sim.adapters.modules.stacked_bottlenecks`) against the per-adapter loop and
+against the factorized fusion (`method.fusion.factorized`: one key and one value product per token),
 for N = 1, 2, 4, 8 (and 5, AdapterHub's measured case), beside an ST-A step on the same batch.
 
 Every configuration runs on the same tensors; repetitions interleave batched, loop and ST-A so
@@ -76,19 +77,25 @@ def main() -> None:
     st_model, st_opt = model_with(backbone, 0)
     step_time(st_model, st_opt, batch, 1)  # warm-up
     st = []
-    print(f"{'N':>3} {'batched s/step':>15} {'loop s/step':>12} {'loop/batched':>13} {'st_a/batched':>13}")
+    print(f"{'N':>3} {'batched s/step':>15} {'loop s/step':>12} {'factorized s/step':>18} {'loop/batched':>13} "
+          f"{'st_a/batched':>13} {'st_a/factorized':>16}")
     for n in (1, 2, 4, 5, 8):
         model, opt = model_with(backbone, n)
-        times = {True: [], False: []}
+        fusions = [m for slot in model.slots.values() for m in slot.cl_fusion.values()]
+        times = {"batched": [], "loop": [], "factorized": []}
         for _ in range(args.reps):
-            for batched in (True, False):
-                inject.BATCHED_TEACHERS = batched
-                times[batched].append(step_time(model, opt, batch, steps))
+            for variant in times:  # same weights, same batch; only how the step is computed differs
+                inject.BATCHED_TEACHERS = variant != "loop"
+                for f in fusions:
+                    f.factorized = variant == "factorized"
+                times[variant].append(step_time(model, opt, batch, steps))
             st.append(step_time(st_model, st_opt, batch, steps))
         inject.BATCHED_TEACHERS = True
-        b, loop, s = (statistics.median(times[True]), statistics.median(times[False]), statistics.median(st))
-        print(f"{n:>3} {b:>15.3f} {loop:>12.3f} {loop / b:>12.2f}x {s / b:>12.2f}x")
-    print("st_a/batched = fusion throughput as a share of the st_a phase's (target for N=5: >= 0.5)")
+        b, loop, fac = (statistics.median(times[k]) for k in ("batched", "loop", "factorized"))
+        s = statistics.median(st)
+        print(f"{n:>3} {b:>15.3f} {loop:>12.3f} {fac:>18.3f} {loop / b:>12.2f}x {s / b:>12.2f}x {s / fac:>15.2f}x")
+    print("st_a/batched (st_a/factorized) = fusion throughput as a share of the st_a phase's, plain "
+          "(method.fusion.factorized=true) fusion (target for N=5: >= 0.5)")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,9 @@ class FusionConfig:
     grad_accum: int = 1
     record_attention: bool = True
     placement: str = "ffn"  # fusion after the FFN adapters (the paper's place) or at `all` adapter slots
+    # the same fusion with one key and one value product per token instead of N each (cl_sim/adapters/
+    # fusion.py); equal up to float rounding. Off by default: docs/RESULTS.md was measured without it
+    factorized: bool = False
 
     def __post_init__(self):
         _choice("method.fusion.placement", self.placement, ("ffn", "all"))

@@ -37,10 +37,11 @@ class AdaptedModel(nn.Module):
             slot.cl_adapters[name] = new_adapter(a.kind, self.hidden, a.reduction_factor, a.rank, a.non_linearity,
                                                   a.bottleneck)
 
-    def add_fusion(self, name: str, value_init_noise: float = 1e-3, placement: str = "ffn") -> None:
+    def add_fusion(self, name: str, value_init_noise: float = 1e-3, placement: str = "ffn",
+                   factorized: bool = False) -> None:
         """A fusion layer at the slots of `placement` (`ffn` or `all`, see `fusion_slots`)."""
         for slot in fusion_slots(self.slots, placement).values():
-            slot.cl_fusion[name] = new_fusion(self.hidden, value_init_noise)
+            slot.cl_fusion[name] = new_fusion(self.hidden, value_init_noise, factorized)
 
     def add_head(self, name: str, kind: str, num_labels: int) -> None:
         self.heads[name] = Head(self.hidden, kind, num_labels)

@@ -240,7 +240,8 @@ def _add_fused_teacher(model: AdaptedModel, fusion_key: str, source: StateSource
     entry = source.meta(fusion_key)
     names = _add_teachers(model, entry["phase"]["teachers"], source)
     states = source.states(fusion_key)
-    model.add_fusion("fusion", placement=entry["phase"]["fusion"]["placement"])
+    fusion = entry["phase"]["fusion"]
+    model.add_fusion("fusion", placement=fusion["placement"], factorized=fusion.get("factorized", False))
     model.load_fusion("fusion", states["fusion"])
     model.load_head(head, states["head"])
     return Fuse(names, "fusion")
@@ -270,7 +271,8 @@ def build_model(phase: Phase, task: Task, source: StateSource):
         train.append(backbone)
     elif phase.kind == "fusion":
         names = _add_teachers(model, phase.teachers, source)
-        model.add_fusion("fusion", phase.fusion["value_init_noise"], phase.fusion["placement"])
+        model.add_fusion("fusion", phase.fusion["value_init_noise"], phase.fusion["placement"],
+                         phase.fusion.get("factorized", False))
         model.set_active(Fuse(names, "fusion"))
         train += model.fusion_modules("fusion")
     elif phase.kind == "distill":

@@ -5,6 +5,11 @@ Per adapted position: query = the sublayer output before any adapter, keys and v
 adapter's output; softmax over adapters per token. V starts at identity plus small noise and an
 optional L2 term pulls it back toward identity (the paper's regulariser). With V = I and equal
 attention the output is exactly the mean of the adapter outputs.
+
+`factorized=True` computes the same function with 3 instead of 2N+1 hidden x hidden products per
+token, by linearity: q·(K o_n + b) = (q K)·o_n + q·b (one key product for all N adapters), and
+Σ_n a_n V o_n = V (Σ_n a_n o_n) (V has no bias). Equal up to float summation order, so it is part
+of the store key (`method.fusion.factorized`).
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ from torch import nn
 
 
 class Fusion(nn.Module):
-    def __init__(self, hidden: int, value_init_noise: float = 1e-3):
+    def __init__(self, hidden: int, value_init_noise: float = 1e-3, factorized: bool = False):
         super().__init__()
+        self.factorized = factorized
         self.query = nn.Linear(hidden, hidden)
         self.key = nn.Linear(hidden, hidden)
         self.value = nn.Linear(hidden, hidden, bias=False)
@@ -27,6 +33,10 @@ class Fusion(nn.Module):
     def forward(self, query: torch.Tensor, outputs: torch.Tensor):
         """query (B, T, H); outputs (N, B, T, H) -> fused (B, T, H), attention (B, T, N)."""
         q = self.query(query)  # (B, T, H)
+        if self.factorized:
+            scores = torch.einsum("bth,nbth->btn", q @ self.key.weight, outputs) + (q @ self.key.bias).unsqueeze(-1)
+            att = scores.softmax(dim=-1)
+            return self.value(torch.einsum("btn,nbth->bth", att, outputs)), att
         k = self.key(outputs)  # (N, B, T, H)
         scores = torch.einsum("bth,nbth->btn", q, k)
         att = scores.softmax(dim=-1)  # (B, T, N)

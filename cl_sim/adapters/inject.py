@@ -167,5 +167,5 @@ def fusion_slots(slots: dict[str, AdapterSlot], placement: str) -> dict[str, Ada
     return {n: s for n, s in slots.items() if s.position == "ffn"}
 
 
-def new_fusion(hidden: int, value_init_noise: float) -> nn.Module:
-    return Fusion(hidden, value_init_noise)
+def new_fusion(hidden: int, value_init_noise: float, factorized: bool = False) -> nn.Module:
+    return Fusion(hidden, value_init_noise, factorized)
