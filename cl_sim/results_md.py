@@ -153,7 +153,7 @@ def results_markdown(studies: list[dict]) -> str:
                      f"or shared-store run reuses earlier runs' phases)" if s.get("phases_trained") is not None else "")
                   + "  ",
                   f"Scale: {s.get('scale', 'n/a')}  ", f"Machine: {s.get('machine', 'n/a')}; finished "
-                  f"{s.get('finished', 'n/a')}", ""]
+                  f"{s.get('finished', 'n/a')}" + (f"  \nNote: {s['note']}" if s.get("note") else ""), ""]
         lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
         for title, table in (("Comparisons the papers make", comparisons(tasks)),
                              ("Knowledge transfer, against ST-A and against compute-matched ST-A", transfer(tasks)),
