@@ -13,6 +13,7 @@ on full GLUE). Scores are in points (x100).
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import pandas as pd
 
@@ -134,37 +135,67 @@ def forgetting(tasks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def results_markdown(studies: list[dict]) -> str:
-    """RESULTS.md from finished studies: each a dict with title, command, seeds, trials, wall_s,
-    machine, finished, scale and the report's tasks table."""
-    lines = ["# Results: the seed papers re-measured", "",
-             "_Written by `experiments/reproduce.py` (`cl_sim/results_md.py`) from the suite's tables; do not edit "
-             "by hand. Differences are paired over seeds (same data and seed on both sides) with a 95% t-interval; "
-             "a difference whose interval includes 0 is not shown to exist._", "",
-             "Where ours disagree with a paper, the likely reason is scale: a 22M-parameter MiniLM (not BERT-base), "
-             "a few hundred training examples per task and short sequences (each study states its scale), learning "
-             "rates raised so ST-A beats the majority class. The GPU configuration (`reproduce_gpu.yaml`) is the "
-             "papers' scale.", ""]
-    for s in studies:
-        tasks = s["tasks"]
-        lines += [f"## {s['title']}", "", f"Command: `{s['command']}`  ", f"Seeds: {s['seeds']}; orderings: "
-                  f"{tasks['ordering'].nunique()}; wall time {s['wall_s'] / 60:.1f} min; trials {s['trials']}"
-                  + (f"; phases trained {s['phases_trained']}, reused from the store {s['phases_reused']} (a resumed "
-                     f"or shared-store run reuses earlier runs' phases)" if s.get("phases_trained") is not None else "")
-                  + "  ",
-                  f"Scale: {s.get('scale', 'n/a')}  ", f"Machine: {s.get('machine', 'n/a')}; finished "
-                  f"{s.get('finished', 'n/a')}" + (f"  \nNote: {s['note']}" if s.get("note") else ""), ""]
-        lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
-        for title, table in (("Comparisons the papers make", comparisons(tasks)),
-                             ("Knowledge transfer, against ST-A and against compute-matched ST-A", transfer(tasks)),
-                             ("Ordering effect", ordering_spread(tasks)), ("Costs", costs(tasks)),
-                             ("Forgetting", forgetting(tasks))):
-            if not table.empty:
-                lines += [f"### {title}", "", markdown_table(table), ""]
-        per_task = tasks.groupby(["task", "method"])["diag_score"].mean().unstack("method")
-        lines += ["### Mean score per task (right after learning it, mean over seeds and orderings)", "",
-                  markdown_table((100 * per_task).round(1).reset_index()), ""]
+HEADER = [
+    "# Results: the seed papers re-measured", "",
+    "_Written by `experiments/reproduce.py` (`cl_sim/results_md.py`) from the suite's tables; do not edit "
+    "by hand. Differences are paired over seeds (same data and seed on both sides) with a 95% t-interval; "
+    "a difference whose interval includes 0 is not shown to exist. Studies accumulate: a run writes the "
+    "sections of the studies it finished and keeps the others' sections as their last finished run wrote "
+    "them (each section gives its command, machine and date)._", "",
+    "Where ours disagree with a paper, the likely reason is scale: a 22M-parameter MiniLM (not BERT-base), "
+    "a few hundred training examples per task and short sequences (each study states its scale), learning "
+    "rates raised so ST-A beats the majority class. The GPU configuration (`reproduce_gpu.yaml`) is the "
+    "papers' scale.", ""]
+
+
+def study_section(s: dict) -> str:
+    """One finished study's section: a dict with title, command, seeds, trials, wall_s, machine,
+    finished, scale and the report's tasks table."""
+    tasks = s["tasks"]
+    lines = [f"## {s['title']}", "", f"Command: `{s['command']}`  ", f"Seeds: {s['seeds']}; orderings: "
+             f"{tasks['ordering'].nunique()}; wall time {s['wall_s'] / 60:.1f} min; trials {s['trials']}"
+             + (f"; phases trained {s['phases_trained']}, reused from the store {s['phases_reused']} (a resumed "
+                f"or shared-store run reuses earlier runs' phases)" if s.get("phases_trained") is not None else "")
+             + "  ",
+             f"Scale: {s.get('scale', 'n/a')}  ", f"Machine: {s.get('machine', 'n/a')}; finished "
+             f"{s.get('finished', 'n/a')}" + (f"  \nNote: {s['note']}" if s.get("note") else ""), ""]
+    lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
+    for title, table in (("Comparisons the papers make", comparisons(tasks)),
+                         ("Knowledge transfer, against ST-A and against compute-matched ST-A", transfer(tasks)),
+                         ("Ordering effect", ordering_spread(tasks)), ("Costs", costs(tasks)),
+                         ("Forgetting", forgetting(tasks))):
+        if not table.empty:
+            lines += [f"### {title}", "", markdown_table(table), ""]
+    per_task = tasks.groupby(["task", "method"])["diag_score"].mean().unstack("method")
+    lines += ["### Mean score per task (right after learning it, mean over seeds and orderings)", "",
+              markdown_table((100 * per_task).round(1).reset_index()), ""]
     return "\n".join(lines)
+
+
+def sections_by_title(markdown: str) -> dict[str, str]:
+    """The study sections of an existing RESULTS.md, by title (the text under each `## ` heading)."""
+    found: dict[str, list[str]] = {}
+    current = None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            current = line[3:].strip()
+            found[current] = []
+        if current is not None:
+            found[current].append(line)
+    return {title: "\n".join(body).rstrip("\n") + "\n" for title, body in found.items()}
+
+
+def results_markdown(studies: list[dict], titles: Optional[dict[str, str]] = None, previous: str = "") -> str:
+    """RESULTS.md from finished studies (see `study_section`). With `titles` (the suite's study names
+    in order -> title) and the file's `previous` text, a suite study not in `studies` keeps its
+    previous section: studies run in separate invocations, or on other machines, add up."""
+    fresh = {s.get("name", s["title"]): study_section(s) for s in studies}
+    if titles is None:
+        sections = list(fresh.values())
+    else:
+        kept = sections_by_title(previous)
+        sections = [fresh.get(name) or kept.get(title) for name, title in titles.items()]
+    return "\n".join(HEADER + [s for s in sections if s])
 
 
 def machine_line() -> str:

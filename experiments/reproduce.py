@@ -6,11 +6,13 @@ compute-matched controls, and write docs/RESULTS.md from the tables.
                                                            # orderings_ff ~60 min more on 2 cores)
     python experiments/reproduce.py --config experiments/configs/reproduce_gpu.yaml   # papers' scale, GPU
     python experiments/reproduce.py --smoke-test           # tiny model, a few examples: minutes, for CI
+    python experiments/reproduce.py --results-only         # rewrite RESULTS.md from the finished tables
 
 Each study is one Ray Tune sweep (methods x orderings x seeds, phases on the Ray Train pool;
 `--local` trains in the trial processes). Its tables go to <output.dir>/<study>/, the report beside
 them, and the suite's RESULTS.md to --results (default: docs/RESULTS.md for the CPU suite, the
-output folder otherwise; a smoke test never writes into docs/).
+output folder otherwise; a smoke test never writes into docs/). Studies accumulate: a study this run
+did not finish keeps the section RESULTS.md already had for it.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--results", default=None, help="where RESULTS.md goes")
     p.add_argument("--smoke-test", action="store_true", help="tiny-bert, 32 examples, 1 epoch, 2 seeds")
     p.add_argument("--local", action="store_true", help="train in the trial processes, not the Ray Train pool")
+    p.add_argument("--results-only", action="store_true",
+                   help="run nothing: rewrite RESULTS.md from the studies already finished in the output folder")
     p.add_argument("--address", default=None, help="Ray cluster to join (default: $RAY_ADDRESS or a new local one)")
     p.add_argument("--quiet", action="store_true", help="results only: no progress lines (CI)")
     p.add_argument("--verbose", action="store_true", help="also the trials', transformers' and Ray's own output")
@@ -89,8 +93,9 @@ def main(argv=None) -> int:
             raise CLSimError(f"--studies: unknown study {unknown[0]!r} (known: {', '.join(spec['studies'])})")
         loaded = {n: load_sweep(None, study_overrides(spec["base"], spec["studies"][n], n, args.smoke_test,
                                                       args.local)) for n in names}  # every study checked first
-        ray_tune.connect(args.address, log=say)
-        for name, (cfg, sweep) in loaded.items():
+        if not args.results_only:
+            ray_tune.connect(args.address, log=say)
+        for name, (cfg, sweep) in ({} if args.results_only else loaded).items():
             start = time.perf_counter()
             res = ray_tune.run_sweep(cfg, sweep, trials_for(cfg, sweep), log=say)
             command = ("python experiments/reproduce.py" + (f" --config {args.config}" if "cpu" not in args.config
@@ -114,7 +119,9 @@ def main(argv=None) -> int:
     default = (ROOT / "docs" / "RESULTS.md" if "cpu" in Path(args.config).name and not args.smoke_test
                else out_dir / "RESULTS.md")
     out = Path(args.results) if args.results else default
-    atomic_write_text(out, results_markdown(finished_studies(out_dir, list(spec["studies"]))))
+    titles = {n: study["title"] for n, study in spec["studies"].items()}
+    previous = out.read_text() if out.exists() else ""  # studies not finished here keep their section
+    atomic_write_text(out, results_markdown(finished_studies(out_dir, list(titles)), titles, previous))
     print(f"results: {out}")
     return 0
 

@@ -72,3 +72,37 @@ def test_a_study_with_failed_trials_stays_out_of_results(tmp_path):
         (tmp_path / name / "study.json").write_text(json.dumps({**base, "name": name, "failed_trials": failed}))
     found = reproduce.finished_studies(tmp_path, ["done", "interrupted", "never_ran"])
     assert [s["name"] for s in found] == ["done"]
+
+
+def test_a_study_not_rerun_keeps_its_section():
+    titles = {"done": "Done study", "other": "Other study", "never": "Never ran"}
+    first = results_markdown([{"name": "other", "title": "Other study", "command": "cmd other", "seeds": [0, 1],
+                               "wall_s": 60, "trials": 4, "tasks": _tasks()}], titles)
+    assert "## Other study" in first and "## Done study" not in first
+    # a later run finishes only `done`: `other` keeps its section byte for byte, in the suite's order
+    second = results_markdown([{"name": "done", "title": "Done study", "command": "cmd done", "seeds": [0, 1, 2],
+                                "wall_s": 120, "trials": 9, "tasks": _tasks()}], titles, first)
+    assert second.index("## Done study") < second.index("## Other study")
+    assert "Never ran" not in second
+    kept = second[second.index("## Other study"):]
+    assert kept == first[first.index("## Other study"):]
+    assert "Command: `cmd done`" in second and "Command: `cmd other`" in second
+    # rewriting with nothing new changes nothing
+    assert results_markdown([], titles, second) == second
+
+
+def test_the_committed_results_keep_every_section():
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    spec = yaml.safe_load((root / "experiments" / "configs" / "reproduce_cpu.yaml").read_text())
+    titles = {n: s["title"] for n, s in spec["studies"].items()}
+    previous = (root / "docs" / "RESULTS.md").read_text()
+    rewritten = results_markdown([], titles, previous)
+    present = [t for t in titles.values() if f"## {t}\n" in previous]
+    assert present, "docs/RESULTS.md holds no study of reproduce_cpu.yaml"
+    for title in present:
+        start = previous.index(f"## {title}\n")
+        assert previous[start:].split("\n## ")[0] in rewritten
