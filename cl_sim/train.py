@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from cl_sim.data.task import Task
-from cl_sim.data.tokenize import iterate
+from cl_sim.data.tokenize import iterate, length_order
 from cl_sim.metrics import score as metric_score
 from cl_sim.model import AdaptedModel
 from cl_sim.progress import phase_bar
@@ -134,12 +134,19 @@ def _param_groups(phase: Phase, model, params: list) -> list[dict]:
 @torch.no_grad()
 def predict(model: AdaptedModel, data, kind: str, head: str, pad_id: int, device: str = "cpu",
             batch_size: int = 128) -> np.ndarray:
-    """Predictions over an encoded split in its order: class ids, or values for regression."""
+    """Predictions over an encoded split in its order: class ids, or values for regression.
+
+    Batches go shortest rows first (`length_order`), so a batch pads to about its rows' own length
+    instead of its longest row's: padding is masked, so a row's prediction does not depend on it."""
+    order = length_order(data)
     outs = []
-    for batch in iterate(data, batch_size, shuffle=False, seed=0, pad_id=pad_id):
+    for batch in iterate(data, batch_size, shuffle=False, seed=0, pad_id=pad_id, indices=order):
         out = model(_to(batch, device), head).float()
         outs.append(out.cpu() if kind == "regression" else out.argmax(-1).cpu())
-    return torch.cat(outs).numpy()
+    pred = torch.cat(outs).numpy()
+    restored = np.empty_like(pred)
+    restored[order] = pred
+    return restored
 
 
 def evaluate_model(model: AdaptedModel, task: Task, split: str, tokenizer, max_length: int, head: str,

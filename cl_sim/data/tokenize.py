@@ -119,6 +119,14 @@ def collate(encoded: EncodedSplit, idx: np.ndarray, pad_id: int) -> dict[str, to
     return batch
 
 
+def length_order(encoded: EncodedSplit) -> np.ndarray:
+    """Rows by token count, shortest first (stable): batches taken in this order pad each row to
+    about its own length. For multiple choice a row's count is its longest (context, choice) pair."""
+    multi = encoded.kind == "multiple_choice"
+    lengths = [max(map(len, ids)) if multi else len(ids) for ids in encoded.input_ids]
+    return np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
 def iterate(
     encoded: EncodedSplit,
     batch_size: int,
