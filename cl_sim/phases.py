@@ -126,11 +126,12 @@ def fresh_backbone(name: str):
 _ENCODED: dict = {}
 
 
-def subset_seed(phase: Phase) -> int:
-    """Seed of a phase's training subset: the run seed and the task's data, nothing else, so
-    every low-shot phase of one (task, seed) - I2I's Improvise and Initialize - sees the same
-    examples (I2I, Srinivasan et al. 2023: one low-shot set per task)."""
-    blob = f"{phase.seed}|{phase.data_hash}|subset".encode()
+def subset_seed(phase: Phase, purpose: str = "subset") -> int:
+    """Seed of a phase's row subset for `purpose` ("subset": its training rows, "dev": the dev rows
+    it scores): the run seed and the task's data, nothing else, so every low-shot phase of one
+    (task, seed) - I2I's Improvise and Initialize - sees the same examples (I2I, Srinivasan et al.
+    2023: one low-shot set per task), and every phase of it scores the same dev rows."""
+    blob = f"{phase.seed}|{phase.data_hash}|{purpose}".encode()
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
 
 
@@ -176,8 +177,7 @@ def dev_indices(phase: Phase, task: Task) -> Optional[np.ndarray]:
     labels = task.splits["dev"].labels
     if phase.dev_examples is None or phase.dev_examples >= len(labels):
         return None
-    seed = int.from_bytes(hashlib.sha256(f"{phase.seed}|{phase.data_hash}|dev".encode()).digest()[:4], "little")
-    return subset_indices(labels, task.kind, phase.dev_examples, seed)
+    return subset_indices(labels, task.kind, phase.dev_examples, subset_seed(phase, "dev"))
 
 
 def encoded(task: Task, split: str, tokenizer, max_length: int, indices: Optional[np.ndarray] = None):

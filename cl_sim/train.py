@@ -95,15 +95,16 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     bar.close()
     model.eval()
     record = phase.kind == "fusion" and phase.fusion.get("record_attention", True)
-    dev_rows = dev_indices(phase, task)
-    dev_count = len(task.splits["dev"].labels) if dev_rows is None else len(dev_rows)
-    dev_score = None if phase.dev_examples == 0 else evaluate_model(
-        model, task, "dev", tokenizer, phase.max_length, "head", dist.device, record_attention=record,
-        batch_size=dist.eval_batch_size, indices=dev_rows)
+    dev_score, dev_count = None, 0
+    if phase.dev_examples != 0:
+        dev_rows = dev_indices(phase, task)
+        dev_count = len(task.splits["dev"].labels) if dev_rows is None else len(dev_rows)
+        dev_score = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,
+                                   record_attention=record, batch_size=dist.eval_batch_size, indices=dev_rows)
     return PhaseOutput(
         states=output_states(phase, model),
         metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
-                 "dev_examples": 0 if dev_score is None else dev_count,
+                 "dev_examples": dev_count,
                  "examples": examples, "steps": steps, "train_examples": len(data),
                  "train_indices": None if indices is None else indices.tolist(),
                  "teacher_cached": cache is not None, "wall_s": time.perf_counter() - start,
