@@ -157,7 +157,8 @@ def study_section(s: dict) -> str:
              + (f"; phases trained {s['phases_trained']}, reused from the store {s['phases_reused']} (a resumed "
                 f"or shared-store run reuses earlier runs' phases)" if s.get("phases_trained") is not None else "")
              + "  ",
-             f"Scale: {s.get('scale', 'n/a')}  ", f"Machine: {s.get('machine', 'n/a')}; finished "
+             f"Scale: {s.get('scale', 'n/a')}" + _variant_note(tasks) + "  ",
+             f"Machine: {s.get('machine', 'n/a')}; finished "
              f"{s.get('finished', 'n/a')}" + (f"  \nNote: {s['note']}" if s.get("note") else ""), ""]
     lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
     for title, table in (("Comparisons the papers make", comparisons(tasks)),
@@ -170,6 +171,14 @@ def study_section(s: dict) -> str:
     lines += ["### Mean score per task (right after learning it, mean over seeds and orderings)", "",
               markdown_table((100 * per_task).round(1).reset_index()), ""]
     return "\n".join(lines)
+
+
+def _variant_note(tasks: pd.DataFrame) -> str:
+    """"; I2I variant FF" when the study's `i2i` rows share one variant (several get their own labels)."""
+    if "i2i_variant" not in tasks:
+        return ""
+    variants = sorted(tasks.loc[tasks["method"] == "i2i", "i2i_variant"].dropna().unique())
+    return f"; I2I variant {variants[0]}" if len(variants) == 1 else ""
 
 
 def sections_by_title(markdown: str) -> dict[str, str]:
