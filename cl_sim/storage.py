@@ -13,6 +13,7 @@ verify the blob against the manifest anyway.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -98,3 +99,15 @@ def train_storage(root: str | Path, sub: str) -> tuple[str, object]:
 
     filesystem, base = fs.FileSystem.from_uri(str(root))
     return f"{base.rstrip('/')}/{sub}", filesystem
+
+
+def remove_train_run(storage: str, filesystem, name: str) -> None:
+    """Delete Ray Train run `name`'s folder under `train_storage`'s path (its checkpoints), locally
+    or on the object store; a folder that is already gone is fine."""
+    if filesystem is None:
+        shutil.rmtree(Path(storage) / name, ignore_errors=True)
+        return
+    try:
+        filesystem.delete_dir(f"{storage}/{name}")
+    except (FileNotFoundError, OSError):
+        pass

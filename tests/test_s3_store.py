@@ -89,3 +89,19 @@ def test_ray_train_phases_write_store_and_checkpoints_to_s3(s3, tmp_path):
     filesystem, base = fs.FileSystem.from_uri(uri)
     found = filesystem.get_file_info(fs.FileSelector(f"{base}/checkpoints", recursive=True, allow_not_found=True))
     assert any(i.base_name == "phase.pt" for i in found)  # Ray Train's epoch checkpoints went to the bucket
+
+
+def test_remove_train_run_locally_and_on_a_filesystem(tmp_path):
+    from pyarrow import fs
+
+    from cl_sim.storage import remove_train_run
+
+    (tmp_path / "ckpt" / "run-1" / "checkpoint_0").mkdir(parents=True)
+    (tmp_path / "ckpt" / "run-1" / "checkpoint_0" / "state.pt").write_bytes(b"x")
+    (tmp_path / "ckpt" / "run-2").mkdir()
+    remove_train_run(str(tmp_path / "ckpt"), None, "run-1")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["run-2"]
+    remove_train_run(str(tmp_path / "ckpt"), fs.LocalFileSystem(), "run-2")  # the object-store branch
+    assert not any((tmp_path / "ckpt").iterdir())
+    remove_train_run(str(tmp_path / "ckpt"), fs.LocalFileSystem(), "gone")  # already gone: fine
+    remove_train_run(str(tmp_path / "ckpt"), None, "gone")

@@ -22,16 +22,14 @@ import asyncio
 import itertools
 import logging
 import os
-import shutil
 import uuid
-from pathlib import Path
 from typing import Any, Optional
 
 import ray
 
 from cl_sim.execution.store_actor import LEASE_S, NAMESPACE, actor_name
 from cl_sim.storage import resolve as resolve_root
-from cl_sim.storage import train_storage
+from cl_sim.storage import remove_train_run, train_storage
 
 log = logging.getLogger("cl_sim.pool")
 
@@ -80,7 +78,7 @@ def serve_slot(spec: dict, slot: int, pool: str) -> dict:
     try:
         trainer.fit()
     finally:  # checkpoints only matter while their job runs; the store keeps the results
-        shutil.rmtree(storage / name, ignore_errors=True)
+        remove_train_run(storage, filesystem, name)
     return {"slot": slot, "run": name}
 
 

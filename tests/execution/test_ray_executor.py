@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,12 @@ def test_ray_equals_local_for_one_worker(i2i_runs):
             for name, tensor in b[group].items():
                 assert torch.equal(a[group][name], tensor), f"{key} {group}/{name}"
         assert ray_store.meta(key)["execution"]["workers"] == 1
+
+
+def test_a_stopped_pool_leaves_no_train_checkpoints(i2i_runs):
+    cfg, *_ = i2i_runs  # its slots stopped with the executor: each removed its Train run's folder
+    checkpoints = Path(cfg.execution.store_dir) / "checkpoints"
+    assert checkpoints.is_dir() and not any(checkpoints.iterdir()), sorted(p.name for p in checkpoints.iterdir())
 
 
 def test_rerun_reuses_every_phase(i2i_runs):
