@@ -15,24 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 from cl_sim.config import ExecutionConfig
 from cl_sim.errors import ConfigError
-
-# For a Ray started by this process. Its raylet warns "N PYTHON worker processes have been started
-# ... tasks blocked in ray.get()" once the node's workers pass 4x its start-up concurrency (default:
-# the CPU count) plus 8 IO workers: 16 on a 2-core machine, which a study's Tune trials, Train
-# controllers and workers, store and pool reach with nothing wrong. 8 concurrent start-ups move the
-# threshold to 40 (measured: 24 actors on 2 CPUs warn three times by default, not at all with 8).
-LOCAL_RAY_ENV = {"RAY_worker_maximum_startup_concurrency": str(max(8, os.cpu_count() or 1))}
-
-
-def local_ray_env() -> None:
-    """Set `LOCAL_RAY_ENV` where the user has not: call before `ray.init` starts a local Ray."""
-    for key, value in LOCAL_RAY_ENV.items():
-        os.environ.setdefault(key, value)
-
 
 TRIAL_CPU = 0.01  # a Tune trial whose phases run on the pool (RAY-NOTES: {"cpu": 0} is rejected)
 TRIALS_PER_SLOT = 2  # concurrent trials per slot: one trains while the other evaluates or waits

@@ -38,7 +38,7 @@ from cl_sim.config import Config, ExecutionConfig
 from cl_sim.data.task import Task
 from cl_sim.execution.local import eval_key
 from cl_sim.execution.phase_pool import NAMESPACE, PhasePool, pool_name
-from cl_sim.execution.pool_size import cluster_nodes, local_ray_env, size_pool
+from cl_sim.execution.pool_size import cluster_nodes, size_pool
 from cl_sim.execution.store_actor import RayStoreClient
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.phases import Phase
@@ -178,7 +178,6 @@ def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:
     cpus = max(os.cpu_count() or 1, math.ceil(need))
     # The dashboard costs ~1.5 s at start, but without it Ray Train V2 floods the log with
     # "PlacementGroupCleaner ... Failed to query" lines (RAY-NOTES.md): readable logs win.
-    local_ray_env()
     ray.init(num_cpus=cpus, namespace=NAMESPACE, include_dashboard=True,
              logging_level=logging.WARNING, configure_logging=True)
     log(f"ray: started a local cluster with {cpus} CPUs")

@@ -36,7 +36,7 @@ from ray import tune
 from cl_sim.config import Config
 from cl_sim.errors import CLSimError, ConfigError
 from cl_sim.execution.base import open_executor, overhead_line, resolve
-from cl_sim.execution.pool_size import TRIAL_CPU, TRIALS_PER_SLOT, local_ray_env
+from cl_sim.execution.pool_size import TRIAL_CPU, TRIALS_PER_SLOT
 from cl_sim.execution.trial import run_trial
 from cl_sim.io import atomic_write_json
 from cl_sim.sweep import (SUMMARY, Log, SweepConfig, SweepResult, absolute_paths, counts_line, load_sweep,  # noqa: F401
@@ -55,7 +55,6 @@ def connect(address: Optional[str] = None, log: Log = print) -> bool:
     from cl_sim.progress import QUIET, verbosity
 
     # quiet: the trials' own lines (per phase) stay in their logs; the driver prints per trial
-    local_ray_env()  # no effect when joining a running cluster
     ctx = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbosity() > QUIET)
     from cl_sim.progress import set_verbosity
 

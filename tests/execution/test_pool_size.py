@@ -1,6 +1,4 @@
 """The phase pool's shape from the cluster's resources, and which executor a run gets (no Ray)."""
-import os
-
 import pytest
 
 from cl_sim.config import ExecutionConfig, load_config
@@ -57,14 +55,3 @@ def test_open_executor_local_follows_the_protocol(tmp_path, monkeypatch):
         assert callable(getattr(executor, name))
     executor.close()
 
-
-def test_local_ray_env_sets_what_the_user_did_not(monkeypatch):
-    from cl_sim.execution.pool_size import LOCAL_RAY_ENV, local_ray_env
-
-    key = "RAY_worker_maximum_startup_concurrency"
-    monkeypatch.delenv(key, raising=False)
-    local_ray_env()
-    assert os.environ[key] == LOCAL_RAY_ENV[key] and int(LOCAL_RAY_ENV[key]) >= 8
-    monkeypatch.setenv(key, "3")
-    local_ray_env()
-    assert os.environ[key] == "3"  # the user's own setting wins
