@@ -73,11 +73,20 @@ def test_ray_train_phases_write_store_and_checkpoints_to_s3(s3, tmp_path):
                              "execution.executor=ray", "execution.slots=1", "execution.cpus_per_worker=1",
                              "execution.checkpoint_every_s=0", f"execution.store_dir={uri}"])
     tasks = load_tasks(cfg)
+    filesystem, base = fs.FileSystem.from_uri(uri)
+
+    def checkpoint_files():
+        found = filesystem.get_file_info(fs.FileSelector(f"{base}/checkpoints", recursive=True,
+                                                         allow_not_found=True))
+        return [i for i in found if i.base_name == "phase.pt"]
+
     ray.init(num_cpus=2, include_dashboard=False, namespace="cl_sim")
     try:
         executor = make_executor(cfg, Store(uri), tasks, log=lambda m: None)
         rec = run_stream(cfg, tasks, executor, ("a",), log=lambda m: None)
+        assert checkpoint_files()  # while the slot runs, Ray Train's epoch checkpoints are in the bucket
         executor.shutdown(stop_ray=False)
+        assert not checkpoint_files()  # a stopped slot removes its Train run from the bucket
         again = make_executor(cfg, Store(uri), tasks, log=lambda m: None)  # a new store actor, same bucket
         rerun = run_stream(cfg, tasks, again, ("a",), log=lambda m: None)
         assert again.trained == 0 and rerun.R[0, 0] == rec.R[0, 0]
@@ -86,9 +95,6 @@ def test_ray_train_phases_write_store_and_checkpoints_to_s3(s3, tmp_path):
         ray.shutdown()
     [key] = Store(uri).keys()
     assert Store(uri).meta(key)["execution"]["executor"] == "ray"
-    filesystem, base = fs.FileSystem.from_uri(uri)
-    found = filesystem.get_file_info(fs.FileSelector(f"{base}/checkpoints", recursive=True, allow_not_found=True))
-    assert any(i.base_name == "phase.pt" for i in found)  # Ray Train's epoch checkpoints went to the bucket
 
 
 def test_remove_train_run_locally_and_on_a_filesystem(tmp_path):
