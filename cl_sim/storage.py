@@ -13,6 +13,7 @@ verify the blob against the manifest anyway.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -101,13 +102,22 @@ def train_storage(root: str | Path, sub: str) -> tuple[str, object]:
     return f"{base.rstrip('/')}/{sub}", filesystem
 
 
-def remove_train_run(storage: str, filesystem, name: str) -> None:
+def remove_train_run(storage: str, filesystem, name: str) -> bool:
     """Delete Ray Train run `name`'s folder under `train_storage`'s path (its checkpoints), locally
-    or on the object store; a folder that is already gone is fine."""
-    if filesystem is None:
-        shutil.rmtree(Path(storage) / name, ignore_errors=True)
-        return
+    or on the object store. A folder already gone is fine; a folder that cannot be removed (say, no
+    delete permission on the bucket) is logged with its path and left, never raised: this runs in a
+    `finally` and must not hide the training error it follows. True when nothing is left."""
+    path = f"{storage}/{name}"
     try:
-        filesystem.delete_dir(f"{storage}/{name}")
-    except (FileNotFoundError, OSError):
-        pass
+        if filesystem is None:
+            if Path(path).exists():
+                shutil.rmtree(path)
+        else:
+            from pyarrow import fs
+
+            if filesystem.get_file_info(path).type != fs.FileType.NotFound:
+                filesystem.delete_dir(path)
+        return True
+    except OSError as e:
+        logging.getLogger("cl_sim.storage").warning("could not remove the Train checkpoints at %s: %s", path, e)
+        return False

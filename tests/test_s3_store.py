@@ -109,5 +109,22 @@ def test_remove_train_run_locally_and_on_a_filesystem(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["run-2"]
     remove_train_run(str(tmp_path / "ckpt"), fs.LocalFileSystem(), "run-2")  # the object-store branch
     assert not any((tmp_path / "ckpt").iterdir())
-    remove_train_run(str(tmp_path / "ckpt"), fs.LocalFileSystem(), "gone")  # already gone: fine
-    remove_train_run(str(tmp_path / "ckpt"), None, "gone")
+    assert remove_train_run(str(tmp_path / "ckpt"), fs.LocalFileSystem(), "gone")  # already gone: fine
+    assert remove_train_run(str(tmp_path / "ckpt"), None, "gone")
+
+
+def test_remove_train_run_logs_what_it_cannot_remove(tmp_path, caplog):
+    from cl_sim.storage import remove_train_run
+
+    class ReadOnly:  # a filesystem that lists the run but refuses to delete it (no delete permission)
+        def get_file_info(self, path):
+            from pyarrow import fs
+
+            return fs.FileInfo(path, fs.FileType.Directory)
+
+        def delete_dir(self, path):
+            raise OSError("AccessDenied")
+
+    with caplog.at_level("WARNING", logger="cl_sim.storage"):
+        assert not remove_train_run("bucket/checkpoints", ReadOnly(), "run-1")
+    assert "bucket/checkpoints/run-1" in caplog.text and "AccessDenied" in caplog.text
