@@ -50,6 +50,12 @@ def pool_name(spec: dict) -> str:
     return f"cl_sim_pool:{resolve_root(spec['store_root'])}:{shape}"
 
 
+def loop_config(spec: dict, slot: int, pool: str) -> dict:
+    """What every rank of a slot's worker group needs from the pool's settings (`pool_loop`'s config)."""
+    return {"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"],
+            "eval_batch_size": spec["eval_batch_size"], "checkpoint_every_s": spec["checkpoint_every_s"]}
+
+
 @ray.remote(num_cpus=0)
 def serve_slot(spec: dict, slot: int, pool: str) -> dict:
     """Run one long-lived TorchTrainer whose loop serves the pool's jobs; returns when stopped."""
@@ -64,8 +70,7 @@ def serve_slot(spec: dict, slot: int, pool: str) -> dict:
     storage, filesystem = train_storage(spec["store_root"], "checkpoints")  # shared storage: any node resumes
     trainer = TorchTrainer(
         pool_loop,
-        train_loop_config={"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"],
-                           "eval_batch_size": spec.get("eval_batch_size", 128)},
+        train_loop_config=loop_config(spec, slot, pool),
         scaling_config=ScalingConfig(num_workers=spec["num_workers"], use_gpu=spec["use_gpu"],
                                      resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if spec["use_gpu"] else "gloo"),

@@ -47,7 +47,7 @@ def pool_loop(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = get_device()
     dist = Dist(rank=rank, world_size=world, wrap=prepare_model, device=str(device),
-                eval_batch_size=config.get("eval_batch_size", 128))
+                eval_batch_size=config["eval_batch_size"])
     pool = ray.get_actor(config["pool"], namespace=NAMESPACE)
     store = RayStoreClient.connect(config["store_root"])
     resume = load_checkpoint(ray.train.get_checkpoint())
@@ -63,7 +63,7 @@ def pool_loop(config: dict) -> None:
         resume = None  # a checkpoint belongs to one job: never resume a later one from it
         result, error = None, None
         try:
-            result = run_job(job, store, dist, state, config.get("checkpoint_every_s", 0.0))
+            result = run_job(job, store, dist, state, config["checkpoint_every_s"])
         except Exception as exc:  # report the failure to the caller; keep serving other jobs
             error = _portable(exc)
             if world > 1:  # the other ranks may wait in a collective this rank will never join:
@@ -101,7 +101,7 @@ def share(job, world: int, device):
     return box[0]
 
 
-def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict], every_s: float = 0.0) -> Optional[dict]:
+def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict], every_s: float) -> Optional[dict]:
     """Run one phase or evaluation job; rank 0 writes the result to the store."""
     task = store.task(job["task"])
     if job["op"] == "eval":
@@ -117,9 +117,9 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict], ever
     if marker and dist.rank == 1 and os.path.exists(marker):
         raise RuntimeError("injected failure on rank 1 (test hook)")  # rank 0 goes on into DDP's first all-reduce
     start = time.perf_counter()
-    out = run_phase(phase, task, store, dist, resume=resume["state"] if resume else None,
-                    checkpoint=Checkpointer(job, dist, every_s))
-    info = {"slot_wall_s": time.perf_counter() - start,
+    checkpointer = Checkpointer(job, dist, every_s)
+    out = run_phase(phase, task, store, dist, resume=resume["state"] if resume else None, checkpoint=checkpointer)
+    info = {"slot_wall_s": time.perf_counter() - start, "checkpoints": checkpointer.reports,
             "resumed_from_epoch": resume["state"]["epoch"] if resume else None}
     if dist.rank == 0:
         execution = {"executor": "ray", "workers": dist.world_size, "device": dist.device, **info}
@@ -147,11 +147,13 @@ class Checkpointer:
     def __init__(self, job: dict, dist, every_s: float):
         self.job, self.dist, self.every_s = job, dist, every_s
         self.last = time.monotonic()
+        self.reports = 0  # checkpoints this phase reported (recorded in its store entry)
 
     def __call__(self, state: dict) -> None:
         due = share(time.monotonic() - self.last >= self.every_s, self.dist.world_size, torch.device(self.dist.device))
         if due:
             report_epoch(self.job, state, self.dist.rank)
+            self.reports += 1
             self.last = time.monotonic()
 
 

@@ -27,3 +27,13 @@ def test_the_interval_counts_from_the_last_checkpoint(monkeypatch):
     for epoch in range(3):
         ckpt({"epoch": epoch})
     assert calls == [1]  # 10 s: not yet; 31 s: due (then the clock restarts at 40 s); 62 s: 22 s later, not due
+
+
+def test_the_interval_reaches_every_rank_of_a_slot(tmp_path):
+    from cl_sim.config import load_config
+    from cl_sim.execution.phase_pool import loop_config
+    from cl_sim.execution.ray_train import pool_spec
+
+    cfg = load_config(None, ["execution.checkpoint_every_s=7.5", "training.eval_batch_size=64"])
+    config = loop_config(pool_spec(cfg, tmp_path), slot=1, pool="p")
+    assert config["checkpoint_every_s"] == 7.5 and config["eval_batch_size"] == 64 and config["slot"] == 1

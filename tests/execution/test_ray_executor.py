@@ -93,6 +93,9 @@ def test_ray_equals_local_for_one_worker(i2i_runs):
             for name, tensor in b[group].items():
                 assert torch.equal(a[group][name], tensor), f"{key} {group}/{name}"
         assert ray_store.meta(key)["execution"]["workers"] == 1
+        # execution.checkpoint_every_s (30 s) reaches the workers: these second-long phases (distill:
+        # 13 epochs for its step floor) report no checkpoint; each report waits ~0.2 s for the controller
+        assert ray_store.meta(key)["execution"]["checkpoints"] == 0, key
 
 
 def test_a_stopped_pool_leaves_no_train_checkpoints(i2i_runs):
@@ -162,6 +165,7 @@ def test_lost_worker_resumes_from_checkpoint(cluster, tmp_path):
     store = Store(cfg.execution.store_dir)
     [key] = store.keys()
     assert store.meta(key)["execution"]["resumed_from_epoch"] == 0
+    assert store.meta(key)["execution"]["checkpoints"] == 1  # checkpoint_every_s=0: the resumed run's epoch 1
     ref_rec, ref_ex = local_run(cfg, tmp_path / "local-store", order=("a",))
     for group, part in ref_ex.store.states(key).items():
         for name, tensor in part.items():
