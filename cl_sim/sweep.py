@@ -142,6 +142,15 @@ def trials_for(cfg: Config, sweep: SweepConfig) -> list[dict]:
     return grid(**{k: v for k, v in axes.items() if v})
 
 
+def dispatch_order(trials: list[dict]) -> list[dict]:
+    """The order to start trials in: orderings sorted by their *last* task first, so trials that run
+    at the same time start with different tasks and do not wait for one another's shared prefix.
+    (In grid order the 4 concurrent trials of `orderings_120` shared 2.3 arrivals on average and
+    queued on the same claims; in this order 0.6.) Total work is the same: every prefix trains
+    once either way. Trials without an ordering keep their order (the sort is stable)."""
+    return sorted(trials, key=lambda p: tuple(reversed(p.get("ordering") or ())))
+
+
 def trial_id(params: dict) -> str:
     """Readable and deterministic (Tune's own trial ids change from run to run)."""
     parts = [params.get("method", "cfg"), f"s{params.get('seed', 'cfg')}"]

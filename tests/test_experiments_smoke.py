@@ -46,6 +46,9 @@ def test_task_order_smoke(tmp_path):
     tasks = check_table(tmp_path, "task_order")
     assert set(tasks["method"]) == {"st_a", "i2i"} and tasks["ordering"].nunique() == 2
     assert "phases trained" in proc.stdout and "table:" in proc.stdout
+    # the default path is the Ray Train pool; the end says where its slots' time went
+    [busy] = [line for line in proc.stdout.splitlines() if line.startswith("ray: slots busy")]
+    assert "phases" in busy and "evaluations" in busy
 
 
 @pytest.mark.parametrize("script, column", [("teacher_count", "teacher_count"), ("low_shot", "low_shot_fraction")])

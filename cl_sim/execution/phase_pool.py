@@ -22,6 +22,7 @@ import asyncio
 import itertools
 import logging
 import os
+import time
 import uuid
 from typing import Any, Optional
 
@@ -100,7 +101,9 @@ class PhasePool:
         self.watchers: dict[int, Any] = {}
         self.ids = itertools.count()
         self.stopping = False
-        self.stats = {"trained": 0, "reused": 0, "evaluated": 0, "slot_restarts": 0}
+        self.stats = {"trained": 0, "reused": 0, "evaluated": 0, "slot_restarts": 0,
+                      "phase_s": 0.0, "eval_s": 0.0}  # slot-seconds spent on each kind of job
+        self.since: dict[int, tuple[str, float]] = {}  # slot -> (op, when it took its job)
 
     async def start(self) -> dict:
         """Get ready to take jobs (idempotent). Worker groups start with the first job, so a run
@@ -208,11 +211,15 @@ class PhasePool:
             self.jobs.pop(job_id)["future"].set_result(None)
         else:
             self.assigned[slot] = job_id
+            self.since[slot] = (job["op"], time.monotonic())
         return job
 
     async def finish(self, slot: int, job_id: int, result: Optional[dict] = None,
                      error: Optional[BaseException] = None) -> None:
         self.assigned.pop(slot, None)
+        op, since = self.since.pop(slot, (None, 0.0))
+        if op is not None:
+            self.stats[f"{op}_s"] += time.monotonic() - since
         entry = self.jobs.pop(job_id, None)
         if entry is None or entry["future"].done():
             return

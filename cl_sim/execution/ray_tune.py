@@ -40,7 +40,8 @@ from cl_sim.execution.pool_size import TRIAL_CPU, TRIALS_PER_SLOT
 from cl_sim.execution.trial import run_trial
 from cl_sim.io import atomic_write_json
 from cl_sim.sweep import (SUMMARY, Log, SweepConfig, SweepResult, absolute_paths, counts_line, load_sweep,  # noqa: F401
-                          store_counts, sweep_counts, sweep_tables, trial_config, trial_id, trials_for, write_sweep)
+                          dispatch_order, store_counts, sweep_counts, sweep_tables, trial_config, trial_id, trials_for,
+                          write_sweep)
 
 
 # ---------------------------------------------------------------- Ray and Tune
@@ -147,7 +148,7 @@ def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, 
                 status: Optional[Callable[[], dict]] = None) -> tuple[list[dict], list[dict]]:
     """Run every trial on Ray Tune: (`run_trial` outputs of the finished trials sorted by trial id,
     failures as {trial_id, error}). `status`: the phase pool's counts, for the progress lines."""
-    by_id = {trial_id(p): p for p in trials}
+    by_id = {trial_id(p): p for p in dispatch_order(trials)}  # the results are sorted by trial id
     resources, concurrent, threads = _resources(cfg, sweep)
     log(f"tune: {len(by_id)} trials, {resources} each, at most {concurrent} at a time, {threads} torch thread(s)")
     fn = tune.with_parameters(_trainable, base=cfg.to_dict(), trials=by_id, threads=threads, cwd=os.getcwd())
@@ -198,6 +199,7 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
         # Tune pickles its callbacks: the status call holds the pool's actor handle, not the executor
         status = functools.partial(pool_status, pool.pool) if pool is not None else None
         reports, failures = tune_trials(cfg, sweep, trials, out, log, status)
+        busy = busy_line(status(), cfg.execution.slots, time.perf_counter() - start - opened) if status else None
     finally:
         if pool is not None:
             pool.close()
@@ -214,8 +216,19 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
         log(f"trial {f['trial_id']} FAILED: {f['error']}")
     overheads = sorted((x for r in reports for x in r.get("overheads", [])), reverse=True)  # start-up first
     log(overhead_line(cfg, opened, overheads))
+    if busy:
+        log(busy)
     log(f"{counts_line(counts)}; {counts['wall_s']} s" + (f"; {len(failures)} trial(s) FAILED" if failures else ""))
     return SweepResult(out, paths, counts, tables, failures)
+
+
+def busy_line(status: dict, slots: int, wall_s: float) -> str:
+    """Where the slots' time went: training phases, evaluating, or waiting for a job (or starting)."""
+    total = max(slots * wall_s, 1e-9)
+    phases, evals = status["phase_s"], status["eval_s"]
+    return (f"ray: slots busy {100 * (phases + evals) / total:.0f}% of {slots} x {wall_s:.0f} s: phases "
+            f"{100 * phases / total:.0f}% ({status['trained']}), evaluations {100 * evals / total:.0f}% "
+            f"({status['evaluated']}); the rest waiting for jobs or starting")
 
 
 def pool_status(pool) -> dict:

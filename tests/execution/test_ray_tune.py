@@ -17,7 +17,7 @@ from cl_sim.config import load_config  # noqa: E402
 from cl_sim.errors import ConfigError  # noqa: E402
 from cl_sim.execution import ray_tune  # noqa: E402
 from cl_sim.execution.trial import FAIL_ENV, run_trial  # noqa: E402
-from cl_sim.sweep import SweepConfig, grid, orderings, store_counts, sweep_counts, trial_id, trials_for  # noqa: E402
+from cl_sim.sweep import SweepConfig, dispatch_order, grid, orderings, store_counts, sweep_counts, trial_id, trials_for  # noqa: E402
 
 TASKS4 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_test: 16}}" for f in "abcd") + "]"
 
@@ -45,6 +45,17 @@ def test_orderings_all_and_seeded_sample():
     first = orderings("abcd", sample=5, seed=1)
     assert first == orderings("abcd", sample=5, seed=1) and len(set(first)) == 5
     assert orderings("ab", sample=9) == [("a", "b"), ("b", "a")]
+
+
+def test_dispatch_order_starts_concurrent_trials_on_different_tasks():
+    trials = grid(ordering=orderings("abcde"), method=["i2i"], seed=[0])
+    order = dispatch_order(trials)
+    assert sorted(map(trial_id, order)) == sorted(map(trial_id, trials))  # the same trials
+    firsts = [t["ordering"][0] for t in order]
+    assert all(firsts[i] != firsts[i + 1] for i in range(len(firsts) - 1))  # neighbours start differently
+    assert all(len(set(firsts[i:i + 4])) >= 3 for i in range(len(firsts) - 3))  # 4 at once: >= 3 first tasks
+    assert [t["ordering"][0] for t in trials[:4]] == ["a"] * 4  # grid order: all four wait on `a`
+    assert dispatch_order([{"method": "st_a"}, {"method": "i2i"}]) == [{"method": "st_a"}, {"method": "i2i"}]
 
 
 def test_grid_drops_params_a_method_ignores_and_dedupes():
