@@ -16,7 +16,8 @@ def _pool():
     pool.spec, pool.name = {"slots": 1}, "test"
     pool.queue, pool.jobs, pool.assigned, pool.watchers = asyncio.PriorityQueue(), {}, {}, {}
     pool.ids, pool.stopping = iter(range(100)), False
-    pool.stats = {"trained": 0, "reused": 0, "evaluated": 0, "slot_restarts": 0}
+    pool.stats = {"trained": 0, "reused": 0, "evaluated": 0, "slot_restarts": 0, "phase_s": 0.0, "eval_s": 0.0}
+    pool.since = {}
     pool._launch = lambda: pool.watchers.setdefault(0, asyncio.get_running_loop().create_future())
     return pool
 
@@ -33,9 +34,11 @@ def test_evaluations_jump_the_queue_and_stop_goes_last():
             job = await pool.next_job(0, timeout=1.0)
             served.append(job.get("key", job["op"]))
             if job["op"] != "stop":
+                await asyncio.sleep(0.05 if job["op"] == "phase" else 0.0)  # a slot's time on the job
                 await pool.finish(0, job["id"], {"ok": job["key"]})
         await asyncio.gather(*waiting)
         assert await pool.next_job(0, timeout=0.01) is None  # nothing left
+        assert pool.stats["phase_s"] >= 0.1 > pool.stats["eval_s"]  # the busy clock counts per kind of job
         return served
 
     assert asyncio.run(scenario()) == ["e1", "e2", "p1", "p2", "stop"]
