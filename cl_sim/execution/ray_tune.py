@@ -199,7 +199,7 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
         # Tune pickles its callbacks: the status call holds the pool's actor handle, not the executor
         status = functools.partial(pool_status, pool.pool) if pool is not None else None
         reports, failures = tune_trials(cfg, sweep, trials, out, log, status)
-        busy = busy_line(status(), cfg.execution.slots, time.perf_counter() - start - opened) if status else None
+        busy = busy_line(status, cfg.execution.slots, time.perf_counter() - start - opened) if status else None
     finally:
         if pool is not None:
             pool.close()
@@ -222,8 +222,13 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
     return SweepResult(out, paths, counts, tables, failures)
 
 
-def busy_line(status: dict, slots: int, wall_s: float) -> str:
-    """Where the slots' time went: training phases, evaluating, or waiting for a job (or starting)."""
+def busy_line(status: Callable[[], dict], slots: int, wall_s: float) -> Optional[str]:
+    """Where the slots' time went: training phases, evaluating, or waiting for a job (or starting);
+    None when the pool cannot say (it died): a diagnostic must not cost the sweep its tables."""
+    try:
+        status = status()
+    except Exception:
+        return None
     total = max(slots * wall_s, 1e-9)
     phases, evals = status["phase_s"], status["eval_s"]
     return (f"ray: slots busy {100 * (phases + evals) / total:.0f}% of {slots} x {wall_s:.0f} s: phases "

@@ -179,6 +179,9 @@ def test_progress_lines_show_phases_and_trials(monkeypatch):
     def gone():
         raise RuntimeError("pool stopped")
 
+    assert ray_tune.busy_line(gone, 2, 100.0) is None  # the end line is skipped, the sweep goes on
+    busy = ray_tune.busy_line(lambda: {**status, "phase_s": 120.0, "eval_s": 40.0}, 2, 100.0)
+    assert busy.startswith("ray: slots busy 80% of 2 x 100 s: phases 60% (7), evaluations 20% (1)")
     quiet = ray_tune._Progress(1, lines.append, gone, every_s=0)
     quiet.on_step_end(0, [])
     assert lines[-1].startswith("progress: trials done 0/1")  # no pool counts, no failure
