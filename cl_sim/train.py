@@ -100,7 +100,8 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         dev_rows = dev_indices(phase, task)
         dev_count = len(task.splits["dev"].labels) if dev_rows is None else len(dev_rows)
         dev_score = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,
-                                   record_attention=record, batch_size=dist.eval_batch_size, indices=dev_rows)
+                                   record_attention=record, batch_size=dist.eval_batch_size, indices=dev_rows,
+                                   precision=phase.precision)
     return PhaseOutput(
         states=output_states(phase, model),
         metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
@@ -152,13 +153,16 @@ def predict(model: AdaptedModel, data, kind: str, head: str, pad_id: int, device
 
 def evaluate_model(model: AdaptedModel, task: Task, split: str, tokenizer, max_length: int, head: str,
                    device: str = "cpu", record_attention: bool = False, batch_size: int = 128,
-                   indices: Optional[np.ndarray] = None) -> float:
-    """`metric` of `head` on `split` (or the rows `indices` of it)."""
+                   indices: Optional[np.ndarray] = None, precision: str = "fp32") -> float:
+    """`metric` of `head` on `split` (or the rows `indices` of it), predicting in `precision` (bf16:
+    under autocast, as the phase trained; like transformers' Trainer, which evaluates under the
+    autocast it trains with)."""
     data = encoded(task, split, tokenizer, max_length, indices)
     for slot in model.slots.values():
         slot.recording_attention = record_attention
         slot.attention, slot.attention_count = {}, {}
-    pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device, batch_size)
+    with _autocast(precision, device):
+        pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device, batch_size)
     for slot in model.slots.values():
         slot.recording_attention = False
     labels = task.splits[split].labels
@@ -177,7 +181,9 @@ def attention_of(model: AdaptedModel, fusion: str) -> list[list[float]]:
 
 def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str] = None,
                       device: str = "cpu", batch_size: int = 128) -> tuple[float, Optional[list]]:
-    """Score a deployed task (store keys only) on `split` (default: test, else dev).
+    """Score a deployed task (store keys only) on `split` (default: test, else dev), in the
+    precision its head was trained in (the precision is part of every phase key, so the score's
+    cache key - the deployment's keys - carries it).
 
     Returns (score, fusion attention per position or None).
     """
@@ -203,5 +209,6 @@ def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str]
         model.set_active("a")
     model.to(device).eval()
     score = evaluate_model(model, task, split, tokenizer, head_phase["max_length"], "head", device,
-                           record_attention=bool(dep.fusion), batch_size=batch_size)
+                           record_attention=bool(dep.fusion), batch_size=batch_size,
+                           precision=head_phase.get("precision", "fp32"))
     return score, attention_of(model, "fusion") if dep.fusion else None
