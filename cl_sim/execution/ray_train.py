@@ -42,6 +42,7 @@ from cl_sim.execution.pool_size import cluster_nodes, size_pool
 from cl_sim.execution.store_actor import RayStoreClient
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.phases import Phase
+from cl_sim.progress import quiet_ray_driver_logs
 
 __all__ = ["RayExecutor", "make_executor", "init_ray", "pool_spec"]
 
@@ -172,6 +173,7 @@ def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:
         return False
     if ex.address is not None or os.environ.get("RAY_ADDRESS"):  # `ray job submit` sets RAY_ADDRESS
         ray.init(address=ex.address, namespace=NAMESPACE, logging_level=logging.WARNING)
+        quiet_ray_driver_logs()
         log(f"ray: joined {ex.address or os.environ['RAY_ADDRESS']}")
         return False
     need = ex.slots * ex.num_workers * ex.cpus_per_worker
@@ -180,6 +182,7 @@ def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:
     # "PlacementGroupCleaner ... Failed to query" lines (RAY-NOTES.md): readable logs win.
     ray.init(num_cpus=cpus, namespace=NAMESPACE, include_dashboard=True,
              logging_level=logging.WARNING, configure_logging=True)
+    quiet_ray_driver_logs()
     log(f"ray: started a local cluster with {cpus} CPUs")
     return True
 
