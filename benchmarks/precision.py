@@ -1,0 +1,102 @@
+"""fp32 vs bf16 autocast (`training.precision`) on the CPU: an adapter phase's training speed and a
+deployed adapter's evaluation speed on real tasks, side by side, with the scores each reaches.
+
+For each task: the same `st_a` adapter phase (MiniLM, Pfeiffer, the big sweep's settings: 500
+training examples, 1 epoch, batch 16, length 64, lr 3e-3) is trained in fp32 and in bf16, rounds
+interleaved so that machine load hits both alike, then each trained adapter scores the task's whole
+eval split in its own precision (as `evaluate_deployed` does). One thread per process, as one pool
+slot or Tune trial has. Prints seconds (median over rounds), the bf16/fp32 speed-ups and both scores.
+
+Whether bf16 pays depends on the CPU: with AVX512-BF16 or AMX oneDNN runs bf16 matmuls natively;
+without them autocast emulates and is slower than fp32 (the script prints what torch sees).
+
+    python benchmarks/precision.py                       # sst2 mr subj, 2 rounds
+    python benchmarks/precision.py --tasks mr --rounds 3
+    python benchmarks/precision.py --smoke               # tiny random BERT, synthetic task
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import torch
+
+from cl_sim.config import TaskConfig, load_config
+from cl_sim.data.synthetic import make_synthetic_task
+from cl_sim.methods.base import Deployed, MethodContext
+from cl_sim.store import Store
+from cl_sim.tasks import load_task
+from cl_sim.train import evaluate_deployed, run_phase
+
+DATA = os.environ.get("CL_SIM_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+PRECISIONS = ("fp32", "bf16")
+
+
+def cpu_bf16() -> str:
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return f"cpu capability {torch.backends.cpu.get_cpu_capability()}, oneDNN native bf16: {'yes' if native else 'no'}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="sst2,mr,subj")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--examples", type=int, default=500, help="training examples per phase")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 = one pool slot's share)")
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    backbone = "tiny-bert" if args.smoke else "minilm"
+    base = load_config(None, [f"backbone.name={backbone}", "backbone.max_length=64", "adapter.kind=pfeiffer",
+                              "training.epochs=1", "training.batch_size=16", "training.lr=0.003",
+                              f"training.max_train_examples={args.examples}", "training.dev_examples=0"])
+    print(f"{platform.node()}: {os.cpu_count()} cores, {args.threads} thread(s), torch {torch.__version__}, "
+          f"{cpu_bf16()}; {backbone}, length 64, {args.examples} examples x 1 epoch, batch 16, "
+          f"{args.rounds} interleaved rounds (median)")
+    print("| task | eval rows | train fp32 s | train bf16 s | train speed-up | eval fp32 s | eval bf16 s "
+          "| eval speed-up | score fp32 | score bf16 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    totals = {k: 0.0 for k in ("tf", "tb", "ef", "eb")}
+    warm = True  # one untimed phase per precision first: the first model build and oneDNN kernels
+    for name in (["synthetic"] if args.smoke else args.tasks.split(",")):
+        task = (make_synthetic_task("synthetic", "a", n_train=256, n_dev=64, n_test=256, seed=0) if args.smoke
+                else load_task(TaskConfig(name=name, source="shared"), DATA, 0))
+        train_s = {k: [] for k in PRECISIONS}
+        eval_s = {k: [] for k in PRECISIONS}
+        score = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(tmp)
+            for prec in PRECISIONS if warm else ():
+                cfg = dataclasses.replace(base, training=dataclasses.replace(base.training, precision=prec))
+                run_phase(MethodContext(cfg, task, run=lambda ph: ph.key()).phase("adapter"), task, store)
+            warm = False
+            for r in range(args.rounds):
+                for prec in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:
+                    cfg = dataclasses.replace(base, training=dataclasses.replace(base.training, precision=prec))
+                    phase = MethodContext(cfg, task, run=lambda ph: ph.key()).phase("adapter")
+                    start = time.perf_counter()
+                    out = run_phase(phase, task, store)
+                    train_s[prec].append(time.perf_counter() - start)
+                    store.put(prec, out.states, {"phase": phase.to_dict(), "metrics": out.metrics})
+                    start = time.perf_counter()
+                    got, _ = evaluate_deployed(Deployed(head=prec, adapter=prec), task, store)
+                    eval_s[prec].append(time.perf_counter() - start)
+                    if score.setdefault(prec, got) != got:
+                        raise SystemExit(f"{name} {prec}: round {r} scored {got}, round 0 {score[prec]}: not deterministic")
+        tf, tb = statistics.median(train_s["fp32"]), statistics.median(train_s["bf16"])
+        ef, eb = statistics.median(eval_s["fp32"]), statistics.median(eval_s["bf16"])
+        for k, v in zip(("tf", "tb", "ef", "eb"), (tf, tb, ef, eb)):
+            totals[k] += v
+        print(f"| {name} | {len(task.splits[task.eval_split].labels)} | {tf:.1f} | {tb:.1f} | {tf / tb:.2f}x "
+              f"| {ef:.1f} | {eb:.1f} | {ef / eb:.2f}x | {score['fp32']:.4f} | {score['bf16']:.4f} |", flush=True)
+    print(f"| **all** | | {totals['tf']:.1f} | {totals['tb']:.1f} | **{totals['tf'] / totals['tb']:.2f}x** "
+          f"| {totals['ef']:.1f} | {totals['eb']:.1f} | **{totals['ef'] / totals['eb']:.2f}x** | | |")
+
+
+if __name__ == "__main__":
+    main()
