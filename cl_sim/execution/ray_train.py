@@ -39,10 +39,10 @@ from cl_sim.data.task import Task
 from cl_sim.execution.local import eval_key
 from cl_sim.execution.phase_pool import NAMESPACE, PhasePool, pool_name
 from cl_sim.execution.pool_size import cluster_nodes, size_pool
+from cl_sim.execution.ray_logs import quiet_ray_driver_logs
 from cl_sim.execution.store_actor import RayStoreClient
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.phases import Phase
-from cl_sim.progress import quiet_ray_driver_logs
 
 __all__ = ["RayExecutor", "make_executor", "init_ray", "pool_spec"]
 

@@ -57,7 +57,8 @@ def connect(address: Optional[str] = None, log: Log = print) -> bool:
 
     # quiet: the trials' own lines (per phase) stay in their logs; the driver prints per trial
     ctx = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbosity() > QUIET)
-    from cl_sim.progress import quiet_ray_driver_logs, set_verbosity
+    from cl_sim.execution.ray_logs import quiet_ray_driver_logs
+    from cl_sim.progress import set_verbosity
 
     set_verbosity(verbosity())  # ray.init reset Ray's loggers: quiet Tune's "View results"/TensorBoard lines again
     quiet_ray_driver_logs()

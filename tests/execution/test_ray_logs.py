@@ -3,6 +3,7 @@ import pytest
 from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
 
 from cl_sim import progress
+from cl_sim.execution.ray_logs import quiet_ray_driver_logs
 
 CHATTER = ("WARNING: 10 PYTHON worker processes have been started on node: abc with address: 10.0.0.1, "
            "which is 5x the maximum expected startup concurrency (2).")
@@ -19,8 +20,8 @@ def printed(monkeypatch):
 @pytest.mark.parametrize("level", [progress.QUIET, progress.NORMAL])
 def test_startup_chatter_is_dropped_and_everything_else_kept(monkeypatch, printed, level):
     monkeypatch.setenv(progress.ENV, str(level))
-    progress.quiet_ray_driver_logs()
-    progress.quiet_ray_driver_logs()  # a second init (a trial joining) does not wrap twice
+    quiet_ray_driver_logs()
+    quiet_ray_driver_logs()  # a second init (a trial joining) does not wrap twice
     dispatcher.emit({"pid": "raylet", "lines": [CHATTER]})
     dispatcher.emit({"pid": "raylet", "lines": [CHATTER, "[2026-12-04] raylet crashed: SIGSEGV"]})
     dispatcher.emit({"pid": 123, "lines": [CHATTER, "epoch 1"]})  # a worker's own output is never touched
@@ -30,6 +31,6 @@ def test_startup_chatter_is_dropped_and_everything_else_kept(monkeypatch, printe
 
 def test_verbose_keeps_rays_startup_chatter(monkeypatch, printed):
     monkeypatch.setenv(progress.ENV, str(progress.VERBOSE))
-    progress.quiet_ray_driver_logs()
+    quiet_ray_driver_logs()
     dispatcher.emit({"pid": "raylet", "lines": [CHATTER]})
     assert printed == [{"pid": "raylet", "lines": [CHATTER]}]
