@@ -71,14 +71,16 @@ def main() -> None:
         score = {}
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(tmp)
-            for prec in PRECISIONS if warm else ():
+            def adapter_phase(prec: str):
                 cfg = dataclasses.replace(base, training=dataclasses.replace(base.training, precision=prec))
-                run_phase(MethodContext(cfg, task, run=lambda ph: ph.key()).phase("adapter"), task, store)
+                return MethodContext(cfg, task, run=lambda ph: ph.key()).phase("adapter")
+
+            for prec in PRECISIONS if warm else ():
+                run_phase(adapter_phase(prec), task, store)
             warm = False
             for r in range(args.rounds):
                 for prec in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:
-                    cfg = dataclasses.replace(base, training=dataclasses.replace(base.training, precision=prec))
-                    phase = MethodContext(cfg, task, run=lambda ph: ph.key()).phase("adapter")
+                    phase = adapter_phase(prec)
                     start = time.perf_counter()
                     out = run_phase(phase, task, store)
                     train_s[prec].append(time.perf_counter() - start)
