@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cl_sim.adapters.inject import Active, AdapterSlot, Fuse, fusion_slots, inject_slots, new_adapter, new_fusion
@@ -16,6 +18,43 @@ from cl_sim.adapters.modules import Head
 from cl_sim.backbone import hidden_size
 from cl_sim.config import AdapterConfig
 from cl_sim.errors import StoreError
+
+
+# A batch's rows go through the backbone in groups of similar length, each group padded only to its
+# own longest row. Same maths: attention masks padding, so a row's outputs never depend on it (float
+# rounding differs, as with any other batch shape). A group costs a fixed per-call overhead, counted
+# here in tokens' worth of compute, which `length_groups` weighs against the padding a split saves
+# (MiniLM on CPU: ~19 ms per forward + backward call vs ~0.3 ms per token on 2 threads, ~0.6 on 1;
+# 32 was fastest of 0/32/64/128 on five real tasks, 1.29x over one padded batch:
+# benchmarks/length_groups.py, docs/PERFORMANCE.md). 0 = one group per batch.
+GROUP_OVERHEAD_TOKENS = 32
+
+
+def length_groups(lengths: torch.Tensor, overhead: float) -> list[torch.Tensor]:
+    """Rows split into groups of consecutive rows in length order (shortest first, stable), the
+    split minimising sum over groups of (overhead + rows x longest row): exact by dynamic
+    programming, O(rows^2) in numpy. Returns row-index tensors; one group of all rows in their own
+    order when no split pays (or overhead is 0)."""
+    n = int(lengths.numel())
+    if overhead <= 0 or n < 2 or bool((lengths == lengths.max()).all()):
+        return [torch.arange(n, device=lengths.device)]
+    order = torch.argsort(lengths.cpu(), stable=True)
+    sorted_len = lengths.cpu()[order].numpy().astype(np.float64)
+    best = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):  # best[j]: cheapest split of the j shortest rows; its last group starts at cut[j]
+        starts = np.arange(j)
+        costs = best[:j] + overhead + (j - starts) * sorted_len[j - 1]
+        cut[j] = int(np.argmin(costs))
+        best[j] = costs[cut[j]]
+    bounds, j = [], n
+    while j > 0:
+        bounds.append((int(cut[j]), j))
+        j = int(cut[j])
+    if len(bounds) == 1:
+        return [torch.arange(n, device=lengths.device)]
+    order = order.to(lengths.device)
+    return [order[i:j] for i, j in reversed(bounds)]
 
 
 class AdaptedModel(nn.Module):
@@ -55,12 +94,40 @@ class AdaptedModel(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def encode(self, batch: dict) -> torch.Tensor:
-        """(B, T) or (B, C, T) token ids -> pooled (B, H) or (B*C, H)."""
+        """(B, T) or (B, C, T) token ids -> pooled (B, H) or (B*C, H); rows run in length groups
+        (`length_groups`), and what the slots record comes back as one (rows, T, H) tensor per slot
+        in row order (padded positions hold no meaning there: the losses mask them out)."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
         ids, mask = ids.reshape(-1, ids.shape[-1]), mask.reshape(-1, mask.shape[-1])
+        types = batch["token_type_ids"].reshape(ids.shape) if "token_type_ids" in batch and self.use_token_types \
+            else None
+        lengths = mask.sum(-1)
+        groups = length_groups(lengths, GROUP_OVERHEAD_TOKENS)
+        if len(groups) == 1:
+            return self._encode(ids, mask, types)
+        recording = [s for s in self.slots.values() if s.records is not None]
+        kept = {id(s): s.records for s in recording}
+        records: dict[int, list] = {id(s): [] for s in recording}
+        pooled = []
+        for rows in groups:
+            width = int(lengths[rows].max())  # right-padded: the first `width` columns hold every real token
+            for s in recording:
+                s.records = []
+            pooled.append(self._encode(ids[rows, :width], mask[rows, :width],
+                                       None if types is None else types[rows, :width]))
+            for s in recording:
+                records[id(s)].append(F.pad(s.records[0], (0, 0, 0, ids.shape[-1] - width)))
+        inverse = torch.empty(ids.shape[0], dtype=torch.long, device=ids.device)  # row -> place in the groups' order
+        inverse[torch.cat(groups)] = torch.arange(ids.shape[0], device=ids.device)
+        for s in recording:
+            s.records = kept[id(s)]
+            s.records.append(torch.cat(records[id(s)])[inverse])
+        return torch.cat(pooled)[inverse]
+
+    def _encode(self, ids: torch.Tensor, mask: torch.Tensor, types: Optional[torch.Tensor]) -> torch.Tensor:
         kwargs = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in batch and self.use_token_types:
-            kwargs["token_type_ids"] = batch["token_type_ids"].reshape(ids.shape)
+        if types is not None:
+            kwargs["token_type_ids"] = types
         for slot in self.slots.values():
             slot.mask = mask
         hidden = self.backbone(**kwargs).last_hidden_state  # (B, T, H)
