@@ -23,11 +23,22 @@ from cl_sim.errors import StoreError
 # A batch's rows go through the backbone in groups of similar length, each group padded only to its
 # own longest row. Same maths: attention masks padding, so a row's outputs never depend on it (float
 # rounding differs, as with any other batch shape). A group costs a fixed per-call overhead, counted
-# here in tokens' worth of compute, which `length_groups` weighs against the padding a split saves
-# (MiniLM on CPU: ~19 ms per forward + backward call vs ~0.3 ms per token on 2 threads, ~0.6 on 1;
-# 32 was fastest of 0/32/64/128 on five real tasks, 1.29x over one padded batch:
-# benchmarks/length_groups.py, docs/PERFORMANCE.md). 0 = one group per batch.
+# in tokens' worth of compute, which `length_groups` weighs against the padding a split saves.
+# Calibrated on MiniLM (hidden 384) on CPU: ~19 ms per forward + backward call vs ~0.3 ms per token
+# on 2 threads, ~0.6 on 1; 32 was fastest of 0/32/64/128 on five real tasks, 1.29x over one padded
+# batch (benchmarks/length_groups.py, docs/PERFORMANCE.md). 0 = one group per batch.
 GROUP_OVERHEAD_TOKENS = 32
+_CALIBRATION_HIDDEN = 384
+
+
+def group_overhead(hidden: int, device: torch.device) -> float:
+    """`GROUP_OVERHEAD_TOKENS` for a backbone of width `hidden`: a token's compute grows with hidden²
+    while a call's overhead (one per op, per layer) does not, so a narrow model splits less (the tiny
+    test BERT, hidden 32, practically never). CPU only: on an accelerator the per-call launch cost
+    against a token's cost is another trade-off, not measured here, so batches stay whole."""
+    if device.type != "cpu":
+        return 0.0
+    return GROUP_OVERHEAD_TOKENS * (_CALIBRATION_HIDDEN / hidden) ** 2
 
 
 def length_groups(lengths: torch.Tensor, overhead: float) -> list[torch.Tensor]:
@@ -101,9 +112,10 @@ class AdaptedModel(nn.Module):
         ids, mask = ids.reshape(-1, ids.shape[-1]), mask.reshape(-1, mask.shape[-1])
         types = batch["token_type_ids"].reshape(ids.shape) if "token_type_ids" in batch and self.use_token_types \
             else None
-        lengths = mask.sum(-1)
-        groups = length_groups(lengths, GROUP_OVERHEAD_TOKENS)
-        if len(groups) == 1:
+        overhead = group_overhead(self.hidden, ids.device)
+        lengths = mask.sum(-1) if overhead > 0 else None
+        groups = length_groups(lengths, overhead) if overhead > 0 else []
+        if len(groups) < 2:
             return self._encode(ids, mask, types)
         recording = [s for s in self.slots.values() if s.records is not None]
         kept = {id(s): s.records for s in recording}

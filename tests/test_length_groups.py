@@ -51,6 +51,30 @@ def test_one_group_in_row_order_when_no_split_pays():
     assert len(length_groups(torch.tensor([3, 3, 3, 60, 60, 60]), 16)) == 2
 
 
+def test_the_overhead_scales_with_width_and_stays_off_the_accelerators(monkeypatch):
+    monkeypatch.setattr(model_mod, "GROUP_OVERHEAD_TOKENS", 32)
+    cpu = torch.device("cpu")
+    assert model_mod.group_overhead(384, cpu) == 32  # the calibration point (MiniLM)
+    assert model_mod.group_overhead(768, cpu) == 8  # a wider model: a token costs 4x, a call the same
+    assert model_mod.group_overhead(32, cpu) > 4000  # the tiny test BERT: whole batches
+    assert model_mod.group_overhead(384, torch.device("cuda")) == 0
+    assert model_mod.group_overhead(384, torch.device("meta")) == 0
+    monkeypatch.setattr(model_mod, "GROUP_OVERHEAD_TOKENS", 0)
+    assert model_mod.group_overhead(384, cpu) == 0
+
+
+def test_a_meta_device_batch_runs_whole(monkeypatch):
+    """Off the CPU the model never splits, nor reads the lengths (a device sync) to decide."""
+    m = model_with("pfeiffer").to("meta")
+    batch = {k: v.to("meta") for k, v in batch_of([3, 30, 4, 29]).items()}
+    monkeypatch.setattr(model_mod, "length_groups", lambda *a: pytest.fail("length_groups called off the CPU"))
+    calls = []
+    monkeypatch.setattr(m, "_encode", lambda ids, mask, types: calls.append(ids.shape) or torch.zeros(
+        ids.shape[0], m.hidden, device=ids.device))
+    out = m(batch, "head")
+    assert out.shape == (4, 3) and out.device.type == "meta" and calls == [(4, 30)]
+
+
 def batch_of(lengths, choices=None, seed=0):
     g = torch.Generator().manual_seed(seed)
     width = max(lengths)
@@ -84,7 +108,7 @@ def model_with(kind, head_kind="classification", labels=3, fused=False):
 
 def run(m, batch, overhead, monkeypatch):
     """Outputs, per-slot records, fusion attention totals and gradients with `overhead`."""
-    monkeypatch.setattr(model_mod, "GROUP_OVERHEAD_TOKENS", overhead)
+    monkeypatch.setattr(model_mod, "group_overhead", lambda hidden, device: overhead)
     m.zero_grad()
     for s in m.slots.values():
         s.records, s.attention, s.attention_count, s.recording_attention = [], {}, {}, True
