@@ -4,8 +4,8 @@ I2I's Initialize and AdapterDistillation's stage 2 distil a *frozen* fused model
 + fusion layer + head) into a student adapter. Its logits and the per-position hidden states the
 hidden-state loss matches depend on the example only, so running it on every step of every epoch
 (and of the step floor, which repeats a small low-shot set many times) recomputes the same numbers.
-`TeacherCache.build` runs the teacher once over the phase's training rows in a fixed order and
-batch size; the loss then gathers each batch's rows from the cache.
+`TeacherCache.build` runs the teacher once over the phase's training rows in length order and a
+fixed batch size; the loss then gathers each batch's rows from the cache.
 
 Rows are stored unpadded (one flat (tokens, H) tensor per adapter slot plus offsets), so memory is
 `tokens x H x slots x 4 bytes` (MiniLM, pfeiffer, 1,000 examples of ~40 tokens: ~370 MB); past
@@ -19,7 +19,7 @@ from typing import Callable, Optional
 
 import torch
 
-from cl_sim.data.tokenize import EncodedSplit, iterate
+from cl_sim.data.tokenize import EncodedSplit, iterate, length_order
 from cl_sim.progress import say
 
 TeacherFn = Callable[[dict], tuple[torch.Tensor, list[torch.Tensor]]]  # batch -> (logits, per-slot (R, T, H))
@@ -46,9 +46,11 @@ class TeacherCache:
     @torch.no_grad()
     def build(cls, teacher: TeacherFn, data: EncodedSplit, batch_size: int, pad_id: int, device: str,
               want_hidden: bool) -> "TeacherCache":
-        """Run `teacher` over every row of `data` in order (fixed batches of `batch_size`)."""
+        """Run `teacher` over every row of `data` once, in batches of `batch_size` taken in length order
+        (as `predict` does: each batch pads to about its rows' own length), stored by row."""
+        order = length_order(data)
         logits, hidden, lengths = [], [], []
-        for batch in iterate(data, batch_size, shuffle=False, seed=0, pad_id=pad_id):
+        for batch in iterate(data, batch_size, shuffle=False, seed=0, pad_id=pad_id, indices=order):
             batch = {k: v.to(device) for k, v in batch.items()}
             out, records = teacher(batch)
             mask = batch["attention_mask"].reshape(-1, batch["attention_mask"].shape[-1])
@@ -58,11 +60,14 @@ class TeacherCache:
             if want_hidden:
                 keep = mask.bool()
                 hidden.append([r.detach()[keep] for r in records])  # per slot (tokens of the batch, H)
-        lengths_t = torch.cat(lengths)
-        offsets = torch.cumsum(lengths_t, 0) - lengths_t
-        flat = [torch.cat(parts) for parts in zip(*hidden)] if want_hidden else []
+        lengths_t = torch.cat(lengths)  # computed order
         choices = len(lengths_t) // max(1, len(data))
-        return cls(torch.cat(logits), flat, offsets, lengths_t, choices)
+        order_t = torch.as_tensor(order, device=lengths_t.device)
+        rows = (order_t[:, None] * choices + torch.arange(choices, device=lengths_t.device)).reshape(-1)
+        offsets = torch.cumsum(lengths_t, 0) - lengths_t  # where each computed row starts in the flat store
+        flat = [torch.cat(parts) for parts in zip(*hidden)] if want_hidden else []
+        return cls(_placed(torch.cat(logits), order_t), flat, _placed(offsets, rows), _placed(lengths_t, rows),
+                   choices)
 
     def __call__(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The teacher's (logits, per-slot (R, T, H) hidden states) for `batch` (its `index` rows),
@@ -77,6 +82,11 @@ class TeacherCache:
         valid = pos[None, :] < self.lengths[rows][:, None]  # (R, T)
         gather = (self.offsets[rows][:, None] + pos[None, :]).clamp(max=self.hidden[0].shape[0] - 1)
         return logits, [h[gather] * valid[..., None].to(h.dtype) for h in self.hidden]
+
+
+def _placed(values: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """`values` computed in some order, put back by index: out[at[i]] = values[i]."""
+    return torch.empty_like(values).index_copy_(0, at, values)
 
 
 def teacher_cache(teacher: TeacherFn, data: EncodedSplit, distill: dict, hidden_size: int, n_slots: int,

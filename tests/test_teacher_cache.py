@@ -3,6 +3,7 @@ teacher computes on each batch, a distill phase trained from it matches one that
 teacher, and a phase past the memory bound recomputes instead."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,3 +99,35 @@ def test_cache_setting_is_part_of_the_distill_key(stream):
     phase = stream[0]
     other = Phase.from_dict({**phase.to_dict(), "distill": {**phase.distill, "cache_teacher": False}})
     assert other.key() != phase.key()
+
+
+@pytest.mark.parametrize("kind", ["classification", "multiple_choice"])
+def test_cache_built_in_length_order_returns_each_rows_outputs(kind):
+    """The cache runs its rows in length order and stores them by row: every shuffled batch gets its
+    own rows' logits and per-token outputs back (multiple choice: one row per (example, choice))."""
+    from cl_sim.data.tokenize import EncodedSplit
+
+    rng = np.random.default_rng(0)
+    choices = 3 if kind == "multiple_choice" else 1
+
+    def ids():
+        return rng.integers(5, 99, rng.integers(2, 20)).tolist()
+
+    rows = [[ids() for _ in range(choices)] if choices > 1 else ids() for _ in range(23)]
+    data = EncodedSplit(kind, rows, None, np.zeros(23, dtype=np.int64))
+
+    def teacher(batch):  # a pure function of each row's tokens
+        x = batch["input_ids"].reshape(-1, batch["input_ids"].shape[-1]).float()
+        hidden = torch.stack([x, x.cumsum(-1)], -1)  # (R, T, 2)
+        logits = x.sum(-1).view(batch["input_ids"].shape[0], -1) if choices > 1 else torch.stack(
+            [x.sum(-1), x.max(-1).values], -1)
+        return logits, [hidden, 2 * hidden]
+
+    cache = TeacherCache.build(teacher, data, 5, 0, "cpu", want_hidden=True)
+    for batch in iterate(data, 4, shuffle=True, seed=1, pad_id=0):
+        logits, hidden = cache(batch)
+        ref_logits, ref_hidden = teacher(batch)
+        torch.testing.assert_close(logits, ref_logits)
+        mask = batch["attention_mask"].reshape(-1, batch["attention_mask"].shape[-1]).bool()
+        for h, ref in zip(hidden, ref_hidden):
+            torch.testing.assert_close(h[mask], ref[mask])
