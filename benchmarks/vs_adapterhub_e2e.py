@@ -2,7 +2,6 @@
 fusion of both on CB (MiniLM, Pfeiffer r16, CPU), the same rows, epochs, batch, length and
 learning rates on both sides, runs interleaved (ours, theirs, ours, ...), each in its own process.
 
-X
     python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python
     python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --examples 300 --epochs 1  # quick
 
