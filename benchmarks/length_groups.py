@@ -15,7 +15,6 @@ the groups change GEMM shapes, not the function).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -26,16 +25,13 @@ import numpy as np
 import torch
 
 from cl_sim import model as model_mod
-from cl_sim.config import TaskConfig, load_config
-from cl_sim.data.synthetic import make_synthetic_task
 from cl_sim.data.tokenize import iterate
 from cl_sim.methods.base import Deployed, MethodContext
 from cl_sim.phases import build_model, encoded, train_indices
 from cl_sim.store import Store
-from cl_sim.tasks import load_task
 from cl_sim.train import evaluate_deployed, run_phase
+from sweep_phase import parser, sweep_config, tasks
 
-DATA = os.environ.get("CL_SIM_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
 def real_share(phase, task, store, overhead: float) -> float:
@@ -51,23 +47,15 @@ def real_share(phase, task, store, overhead: float) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="sst2,mr,subj,cr,rte")
+    p = parser(__doc__, "sst2,mr,subj,cr,rte")
     p.add_argument("--overheads", default="0,32,64,128", help="GROUP_OVERHEAD_TOKENS settings (0 = off)")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--examples", type=int, default=500, help="training examples per phase")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 = one pool slot's share)")
-    p.add_argument("--smoke", action="store_true")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    cfg = sweep_config(args)
+    backbone = cfg.backbone.name
     default = model_mod.GROUP_OVERHEAD_TOKENS
     overheads = [float(x) for x in args.overheads.split(",")]
     if overheads[0] != 0:
         overheads.insert(0, 0.0)
-    backbone = "tiny-bert" if args.smoke else "minilm"
-    cfg = load_config(None, [f"backbone.name={backbone}", "backbone.max_length=64", "adapter.kind=pfeiffer",
-                             "training.epochs=1", "training.batch_size=16", "training.lr=0.003",
-                             f"training.max_train_examples={args.examples}", "training.dev_examples=0"])
     print(f"{platform.node()}: {os.cpu_count()} cores, {args.threads} thread(s), torch {torch.__version__}; "
           f"{backbone}, length 64, {args.examples} examples x 1 epoch, batch 16, {args.rounds} interleaved rounds "
           "(median)")
@@ -77,9 +65,7 @@ def main() -> None:
     totals = {o: 0.0 for o in overheads}
     warm = True
     try:
-        for name in (["synthetic"] if args.smoke else args.tasks.split(",")):
-            task = (make_synthetic_task("synthetic", "a", n_train=256, n_dev=64, n_test=256, seed=0) if args.smoke
-                    else load_task(TaskConfig(name=name, source="shared"), DATA, 0))
+        for name, task in tasks(args):
             phase = MethodContext(cfg, task, run=lambda ph: ph.key()).phase("adapter")
             times = {o: [] for o in overheads}
             scores = {}

@@ -16,7 +16,6 @@ without them autocast emulates and is slower than fp32 (the script prints what t
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import platform
@@ -26,14 +25,11 @@ import time
 
 import torch
 
-from cl_sim.config import TaskConfig, load_config
-from cl_sim.data.synthetic import make_synthetic_task
 from cl_sim.methods.base import Deployed, MethodContext
 from cl_sim.store import Store
-from cl_sim.tasks import load_task
 from cl_sim.train import evaluate_deployed, run_phase
+from sweep_phase import parser, sweep_config, tasks
 
-DATA = os.environ.get("CL_SIM_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -43,18 +39,9 @@ def cpu_bf16() -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="sst2,mr,subj")
-    p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--examples", type=int, default=500, help="training examples per phase")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1 = one pool slot's share)")
-    p.add_argument("--smoke", action="store_true")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    backbone = "tiny-bert" if args.smoke else "minilm"
-    base = load_config(None, [f"backbone.name={backbone}", "backbone.max_length=64", "adapter.kind=pfeiffer",
-                              "training.epochs=1", "training.batch_size=16", "training.lr=0.003",
-                              f"training.max_train_examples={args.examples}", "training.dev_examples=0"])
+    args = parser(__doc__, "sst2,mr,subj").parse_args()
+    base = sweep_config(args)
+    backbone = base.backbone.name
     print(f"{platform.node()}: {os.cpu_count()} cores, {args.threads} thread(s), torch {torch.__version__}, "
           f"{cpu_bf16()}; {backbone}, length 64, {args.examples} examples x 1 epoch, batch 16, "
           f"{args.rounds} interleaved rounds (median)")
@@ -63,9 +50,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     totals = {k: 0.0 for k in ("tf", "tb", "ef", "eb")}
     warm = True  # one untimed phase per precision first: the first model build and oneDNN kernels
-    for name in (["synthetic"] if args.smoke else args.tasks.split(",")):
-        task = (make_synthetic_task("synthetic", "a", n_train=256, n_dev=64, n_test=256, seed=0) if args.smoke
-                else load_task(TaskConfig(name=name, source="shared"), DATA, 0))
+    for name, task in tasks(args):
         train_s = {k: [] for k in PRECISIONS}
         eval_s = {k: [] for k in PRECISIONS}
         score = {}

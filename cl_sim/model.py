@@ -45,7 +45,7 @@ def length_groups(lengths: torch.Tensor, overhead: float) -> list[torch.Tensor]:
     """Rows split into groups of consecutive rows in length order (shortest first, stable), the
     split minimising sum over groups of (overhead + rows x longest row): exact by dynamic
     programming, O(rows^2) in numpy. Returns row-index tensors; one group of all rows in their own
-    order when no split pays (or overhead is 0)."""
+    order when no split pays, or when overhead is 0 (then without reading `lengths`: no device sync)."""
     n = int(lengths.numel())
     if overhead <= 0 or n < 2 or bool((lengths == lengths.max()).all()):
         return [torch.arange(n, device=lengths.device)]
@@ -112,10 +112,9 @@ class AdaptedModel(nn.Module):
         ids, mask = ids.reshape(-1, ids.shape[-1]), mask.reshape(-1, mask.shape[-1])
         types = batch["token_type_ids"].reshape(ids.shape) if "token_type_ids" in batch and self.use_token_types \
             else None
-        overhead = group_overhead(self.hidden, ids.device)
-        lengths = mask.sum(-1) if overhead > 0 else None
-        groups = length_groups(lengths, overhead) if overhead > 0 else []
-        if len(groups) < 2:
+        lengths = mask.sum(-1)
+        groups = length_groups(lengths, group_overhead(self.hidden, ids.device))
+        if len(groups) == 1:
             return self._encode(ids, mask, types)
         recording = [s for s in self.slots.values() if s.records is not None]
         kept = {id(s): s.records for s in recording}
