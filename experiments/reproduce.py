@@ -2,7 +2,7 @@
 compute-matched controls, and write docs/RESULTS.md from the tables.
 
     python experiments/reproduce.py                        # CPU suite (MiniLM): about 2.5-3 h on 2 cores
-    python experiments/reproduce.py --studies nli          # one study (nli ~31 min, orderings ~70 min,
+    python experiments/reproduce.py --studies nli          # one study (nli ~15 min, orderings ~70 min,
                                                            # orderings_ff ~60 min more on 2 cores)
     python experiments/reproduce.py --config experiments/configs/reproduce_gpu.yaml   # papers' scale, GPU
     python experiments/reproduce.py --smoke-test           # tiny model, a few examples: minutes, for CI
