@@ -1,5 +1,6 @@
 """What a driver prints of Ray's forwarded logs: raylet's worker start-up warning only with --verbose."""
 import pytest
+from ray._private import worker
 from ray._private.ray_logging import global_worker_stdstream_dispatcher as dispatcher
 
 from cl_sim import progress
@@ -15,6 +16,34 @@ def printed(monkeypatch):
     got = []
     monkeypatch.setattr(dispatcher, "handlers", [("ray_print_logs", got.append), ("other", lambda d: None)])
     return got
+
+
+@pytest.fixture
+def errors_printed(monkeypatch):
+    """The printer Ray's error listener calls for raylet's messages (`listen_error_messages`), recording."""
+    got = []
+    monkeypatch.setattr(worker, "print_to_stdstream", lambda data, ignore_prefix: got.append(data))
+    return got
+
+
+@pytest.mark.parametrize("level", [progress.QUIET, progress.NORMAL])
+def test_startup_warning_from_rays_error_listener_is_dropped(monkeypatch, errors_printed, level):
+    """Where the warning really comes from: raylet pushes it as an error, the driver's listener prints
+    it with `worker.print_to_stdstream` (looked up in the module at each call)."""
+    monkeypatch.setenv(progress.ENV, str(level))
+    quiet_ray_driver_logs()
+    quiet_ray_driver_logs()
+    worker.print_to_stdstream({"lines": [CHATTER], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    worker.print_to_stdstream({"lines": ["raylet: out of memory"], "pid": "raylet", "is_err": False},
+                              ignore_prefix=False)
+    assert errors_printed == [{"lines": ["raylet: out of memory"], "pid": "raylet", "is_err": False}]
+
+
+def test_verbose_keeps_the_error_listeners_warning(monkeypatch, errors_printed):
+    monkeypatch.setenv(progress.ENV, str(progress.VERBOSE))
+    quiet_ray_driver_logs()
+    worker.print_to_stdstream({"lines": [CHATTER], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    assert errors_printed == [{"lines": [CHATTER], "pid": "raylet", "is_err": False}]
 
 
 @pytest.mark.parametrize("level", [progress.QUIET, progress.NORMAL])
