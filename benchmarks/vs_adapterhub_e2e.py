@@ -44,7 +44,7 @@ def rows_file(path: Path, data_root: str, examples: int, length: int) -> dict:
         data[name] = {"num_labels": task.num_labels,
                       "train": {"texts": [list(t) for t in train.texts], "labels": train.labels.tolist()},
                       "dev": {"texts": [list(t) for t in dev.texts], "labels": dev.labels.tolist()}}
-        dev_labels[name] = (task.metric, dev.labels)
+        dev_labels[name] = (task.metric, dev.labels, task.num_labels)
     path.write_text(json.dumps(data))
     return dev_labels
 
@@ -84,8 +84,8 @@ def main() -> int:
                 out = json.loads(proc.stdout.strip().splitlines()[-1])
                 for stage, s in out["stages"].items():
                     if "pred" in s:  # AdapterHub's predictions, scored by our metric code
-                        metric, labels = dev[stage.replace("fusion_", "")]
-                        s["dev_score"] = float(score(metric, labels, np.asarray(s.pop("pred"))))
+                        metric, labels, k = dev[stage.replace("fusion_", "")]
+                        s["dev_score"] = float(score(metric, labels, np.asarray(s.pop("pred")), k))
                 runs[lib].append(out)
                 print(f"  rep {rep} {lib:<10} " + ", ".join(
                     f"{k} {v['wall_s']:.1f} s (dev {v['dev_score']:.3f})" for k, v in out["stages"].items())

@@ -285,13 +285,22 @@ def _f1(tp: float, fp: float, fn: float) -> float:
     return 2 * tp / den if den else 0.0
 
 
-def _f1_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    labels = np.union1d(y_true, y_pred)
-    # GLUE's MRPC/QQP convention: binary F1 of the positive class 1; macro beyond two classes.
-    if labels.size <= 2:
-        classes = [1]
-    else:
-        classes = list(labels)
+def _f1_score(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> float:
+    """F1 under one convention fixed by the task's class count K, never by the labels a sample holds.
+
+    K == 2: binary F1 of the positive class 1 (GLUE's MRPC/QQP convention). K > 2: macro F1 over
+    all K classes 0..K-1; a class with no gold and no predicted example scores 0 (scikit-learn's
+    ``f1_score(labels=range(K), average="macro", zero_division=0)``). Choosing the convention from
+    ``y_true ∪ y_pred`` instead would score a 3-class sample showing only classes 0 and 2 as if it
+    were binary (positive class 1, F1 0.0).
+    """
+    if num_labels is None or int(num_labels) < 2:
+        raise ValueError(f"f1 needs the task's number of classes (num_labels >= 2), got {num_labels!r}")
+    k = int(num_labels)
+    out_of_range = np.setdiff1d(np.union1d(y_true, y_pred), np.arange(k))
+    if out_of_range.size:
+        raise ValueError(f"f1: labels {out_of_range.tolist()} are outside the task's {k} classes 0..{k - 1}")
+    classes = [1] if k == 2 else range(k)
     f1s = [
         _f1(
             np.sum((y_pred == c) & (y_true == c)),
@@ -331,21 +340,24 @@ def rankdata(x) -> np.ndarray:
     return avg[inv]
 
 
-def score(metric: str, y_true, y_pred) -> float:
+def score(metric: str, y_true, y_pred, num_labels: int | None = None) -> float:
     """A task's score under its metric.
 
     Args:
-        metric: one of accuracy, f1 (binary with positive class 1; macro over classes when
-            more than two occur), matthews, pearson, spearman.
+        metric: one of accuracy, f1, matthews, pearson, spearman.
         y_true: gold labels or targets, shape (N,).
         y_pred: predicted labels or values, shape (N,).
+        num_labels: the task's number of classes K (``Task.num_labels``); required for f1, whose
+            convention it fixes: binary F1 of class 1 when K == 2, macro F1 over all K classes
+            (an absent class scores 0) when K > 2, whichever labels the sample happens to hold.
 
     Returns:
         The score as a float. Constant predictions (or targets) give 0.0 for matthews,
         pearson and spearman rather than NaN; an empty sample gives NaN.
 
     Raises:
-        ValueError: unknown metric or mismatched lengths.
+        ValueError: unknown metric, mismatched lengths, or f1 without ``num_labels`` (or with
+            labels outside 0..K-1).
     """
     if metric not in SCORE_METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {SCORE_METRICS}")
@@ -358,7 +370,7 @@ def score(metric: str, y_true, y_pred) -> float:
     if metric == "accuracy":
         return float(np.mean(y_true == y_pred))
     if metric == "f1":
-        return _f1_score(y_true, y_pred)
+        return _f1_score(y_true, y_pred, num_labels)
     if metric == "matthews":
         return _matthews(y_true, y_pred)
     if metric == "pearson":

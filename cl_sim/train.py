@@ -166,7 +166,7 @@ def evaluate_model(model: AdaptedModel, task: Task, split: str, tokenizer, max_l
     for slot in model.slots.values():
         slot.recording_attention = False
     labels = task.splits[split].labels
-    return float(metric_score(task.metric, labels if indices is None else labels[indices], pred))
+    return float(metric_score(task.metric, labels if indices is None else labels[indices], pred, task.num_labels))
 
 
 def attention_of(model: AdaptedModel, fusion: str) -> list[list[float]]:

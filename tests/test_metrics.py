@@ -172,16 +172,45 @@ def test_score_accuracy():
 
 def test_score_f1_binary():
     # positive=1: tp=2 (idx 0, 4), fp=1 (idx 3), fn=1 (idx 1) -> 2*2 / (4 + 1 + 1) = 2/3
-    assert M.score("f1", [1, 1, 0, 0, 1], [1, 0, 0, 1, 1]) == pytest.approx(2 / 3)
+    assert M.score("f1", [1, 1, 0, 0, 1], [1, 0, 0, 1, 1], num_labels=2) == pytest.approx(2 / 3)
 
 
 def test_score_f1_macro_three_classes():
     # class 0: tp1 fp0 fn0 -> 1; class 1: tp0 fp1 fn1 -> 0; class 2: tp1 fp1 fn1 -> 0.5
-    assert M.score("f1", [0, 1, 2, 2], [0, 2, 2, 1]) == pytest.approx(0.5)
+    assert M.score("f1", [0, 1, 2, 2], [0, 2, 2, 1], num_labels=3) == pytest.approx(0.5)
 
 
 def test_score_f1_no_positives_is_zero():
-    assert M.score("f1", [0, 0], [0, 0]) == 0.0
+    assert M.score("f1", [0, 0], [0, 0], num_labels=2) == 0.0
+
+
+def test_score_f1_follows_the_task_not_the_classes_a_sample_shows():
+    # a 3-class task whose sample holds classes 0 and 2 only: macro over all three classes
+    # (class 0: tp2 fp0 fn1 -> 0.8; class 1: absent -> 0; class 2: tp2 fp1 fn0 -> 0.8): 0.533,
+    # not binary F1 of class 1 (0.0, what choosing by the labels present gave)
+    y, pred = [0, 2, 0, 2, 0], [0, 2, 2, 2, 0]
+    assert M.score("f1", y, pred, num_labels=3) == pytest.approx(1.6 / 3)
+    # a binary task whose sample shows one class is still binary F1 of class 1
+    assert M.score("f1", [1, 1, 1], [1, 0, 1], num_labels=2) == pytest.approx(0.8)
+    assert M.score("f1", [0, 0, 0], [0, 0, 0], num_labels=2) == 0.0
+
+
+def test_score_f1_matches_scikit_learn_on_random_samples():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 5):
+        for n in (3, 8, 40):  # small samples often miss classes
+            y, p = rng.integers(0, k, n), rng.integers(0, k, n)
+            want = (sklearn_metrics.f1_score(y, p, pos_label=1, average="binary", zero_division=0) if k == 2 else
+                    sklearn_metrics.f1_score(y, p, labels=list(range(k)), average="macro", zero_division=0))
+            assert M.score("f1", y, p, num_labels=k) == pytest.approx(want)
+
+
+def test_score_f1_needs_the_class_count():
+    with pytest.raises(ValueError, match="num_labels"):
+        M.score("f1", [0, 1], [0, 1])
+    with pytest.raises(ValueError, match="outside"):
+        M.score("f1", [0, 3], [0, 1], num_labels=3)
 
 
 def test_score_matthews():

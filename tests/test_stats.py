@@ -63,5 +63,8 @@ def test_random_baselines_follow_the_metric():
     rng = np.random.default_rng(0)  # and a simulated coin agrees
     from cl_sim.metrics import score
 
-    sim = np.mean([score("f1", np.asarray(labels), rng.integers(0, 2, 100)) for _ in range(2000)])
+    sim = np.mean([score("f1", np.asarray(labels), rng.integers(0, 2, 100), 2) for _ in range(2000)])
     assert sim == pytest.approx(task("f1", labels).random_score, abs=0.01)
+    three = [0] * 60 + [2] * 40  # a 3-class task whose eval split lacks class 1: chance F1 uses all three
+    sim3 = np.mean([score("f1", np.asarray(three), rng.integers(0, 3, 100), 3) for _ in range(2000)])
+    assert sim3 == pytest.approx(task("f1", three, k=3).random_score, abs=0.01)
