@@ -13,8 +13,15 @@ def test_mean_ci_is_the_t_interval():
     iv = stats.mean_ci([0.70, 0.74, 0.72])
     sd = np.std([0.70, 0.74, 0.72], ddof=1)  # 0.02
     assert iv.mean == pytest.approx(0.72) and iv.n == 3
-    assert iv.high - iv.mean == pytest.approx(4.303 * sd / math.sqrt(3))  # t(0.975, df=2) = 4.303
+    assert iv.high - iv.mean == pytest.approx(4.302653 * sd / math.sqrt(3))  # t(0.975, df=2) = 4.302653
     assert not iv.includes_zero and iv.fmt() == "0.720 ± 0.050"
+
+
+def test_t_quantile_is_exact_at_every_df():
+    # published 0.975 quantiles; the old table used 2.060 for df 26-29 and 1.96 for every df > 30
+    for df, want in ((1, 12.706205), (27, 2.051831), (40, 2.021075), (60, 2.000298), (120, 1.979930)):
+        assert stats.t_quantile(df) == pytest.approx(want, abs=1e-6)
+    assert math.isnan(stats.t_quantile(0))
 
 
 def test_one_seed_is_an_anecdote_and_nans_are_dropped():
