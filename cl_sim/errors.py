@@ -15,3 +15,8 @@ class DataError(CLSimError):
 
 class StoreError(CLSimError):
     """The adapter store is corrupt or holds a state that does not match."""
+
+
+class PhaseFailed(Exception):
+    """A phase (or evaluation) failed where it ran, e.g. on a Ray worker: not bad input, so the CLI
+    exits 1, with one line naming the phase, the cause and where the full log is."""

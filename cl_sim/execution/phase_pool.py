@@ -3,15 +3,23 @@
 A `TorchTrainer.fit()` costs ~15 s of fixed start-up (RAY-NOTES.md), more than many phases
 take. So the pool starts `slots` trainers once; each trainer's train loop
 (`cl_sim.execution.pool_worker.pool_loop`) asks the pool for the next job, runs it and
-answers, until the pool tells it to stop. Every run, sweep trial and evaluation that uses the
-same store and scaling settings shares these worker groups (the pool is a named actor).
+answers, until the pool tells it to stop. The driver's run and every Tune trial of its job share
+these worker groups (the pool is a named actor of the job).
 
-    pool = PhasePool.options(name=..., namespace="cl_sim").remote(spec)
+    pool = PhasePool.options(name=pool_name(spec), namespace="cl_sim").remote(spec)
     ray.get(pool.start.remote())
-    info = ray.get(pool.run.remote(phase_dict, key, data_hash))   # {"key", "trained", ...}
+    info = ray.get(pool.run.remote(phase_dict, key, data_hash, stamp))   # {"key", "trained", ...}
+
+Lifetime: one pool per Ray job (its name holds the job id), owned by the job's driver. Another
+job on the same cluster and store gets its own pool, so one job's exit or `shutdown()` never
+takes down a phase another job waits for; the jobs share the store actor, whose claims make a
+phase both want train once.
 
 Jobs: `phase` (train and store), `eval` (score a deployment, cache the score), `stop`; served
 evaluations first, then phases, then stops (`PRIORITY`), each kind in order of arrival.
+A phase is claimed in the store when a slot takes it, not when it is queued, and its lease is
+renewed only while the slot runs it: a pool whose trainers wait for resources holds no claim
+another job's running pool would wait on (two pools of different shapes cannot deadlock).
 A job stays assigned to its slot until the slot answers `finish`: when Ray Train restarts a
 lost worker group (`FailureConfig`), the restarted loop asks again and gets the same job back,
 and resumes it from the checkpoint it reported after its last finished epoch.
@@ -47,14 +55,16 @@ MAX_SLOT_RESTARTS = 3  # consecutive trainer failures without a finished job bef
 
 
 def pool_name(spec: dict) -> str:
+    """One pool per job, store and shape (the driver's trials find it; other jobs make their own)."""
     shape = f"w{spec['num_workers']}-{'gpu' if spec['use_gpu'] else 'cpu'}{spec['cpus_per_worker']}-s{spec['slots']}"
-    return f"cl_sim_pool:{resolve_root(spec['store_root'])}:{shape}"
+    return f"cl_sim_pool:{spec['job']}:{resolve_root(spec['store_root'])}:{shape}"
 
 
 def loop_config(spec: dict, slot: int, pool: str) -> dict:
     """What every rank of a slot's worker group needs from the pool's settings (`pool_loop`'s config)."""
     return {"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"],
-            "eval_batch_size": spec["eval_batch_size"], "checkpoint_every_s": spec["checkpoint_every_s"]}
+            "eval_batch_size": spec["eval_batch_size"], "checkpoint_every_s": spec["checkpoint_every_s"],
+            "use_gpu": spec["use_gpu"]}
 
 
 @ray.remote(num_cpus=0)
@@ -64,6 +74,7 @@ def serve_slot(spec: dict, slot: int, pool: str) -> dict:
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from cl_sim.execution.devices import torch_backend
     from cl_sim.execution.pool_worker import pool_loop
 
     resources = {"CPU": spec["cpus_per_worker"], **({"GPU": 1} if spec["use_gpu"] else {})}
@@ -74,7 +85,7 @@ def serve_slot(spec: dict, slot: int, pool: str) -> dict:
         train_loop_config=loop_config(spec, slot, pool),
         scaling_config=ScalingConfig(num_workers=spec["num_workers"], use_gpu=spec["use_gpu"],
                                      resources_per_worker=resources),
-        torch_config=TorchConfig(backend="nccl" if spec["use_gpu"] else "gloo"),
+        torch_config=TorchConfig(backend=torch_backend(spec["use_gpu"])),
         run_config=RunConfig(name=name, storage_path=storage, storage_filesystem=filesystem,
                              failure_config=FailureConfig(max_failures=spec["max_failures"]),
                              checkpoint_config=CheckpointConfig(num_to_keep=1),
@@ -104,6 +115,8 @@ class PhasePool:
         self.stats = {"trained": 0, "reused": 0, "evaluated": 0, "slot_restarts": 0,
                       "phase_s": 0.0, "eval_s": 0.0}  # slot-seconds spent on each kind of job
         self.since: dict[int, tuple[str, float]] = {}  # slot -> (op, when it took its job)
+        self.renewals: dict[int, asyncio.Future] = {}  # slot -> renewal of the claim on the phase it runs
+        self.inflight: dict[str, asyncio.Future] = {}  # phase key -> its job's outcome (callers share it)
 
     async def start(self) -> dict:
         """Get ready to take jobs (idempotent). Worker groups start with the first job, so a run
@@ -141,13 +154,25 @@ class PhasePool:
     def _slot_env() -> dict:
         """Name this cluster for Ray Train's helper actors: its PlacementGroupCleaner finds the
         state API by address auto-detection, which fails (a traceback per check) whenever a
-        second Ray instance runs on the machine (parallel test sessions, a `ray start` cluster)."""
+        second Ray instance runs on the machine (parallel test sessions, a `ray start` cluster).
+        (Env vars merge with the job's: the driver's forwarded settings stay, `devices.job_runtime_env`.)"""
         return {"env_vars": {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}}
 
     def _fail_slot_job(self, slot: int, exc: BaseException) -> None:
         job_id = self.assigned.pop(slot, None)
+        self._end_claim(slot, job_id, failed=True)
         if job_id is not None:
             self._fail_job(job_id, exc)
+
+    def _end_claim(self, slot: int, job_id: Optional[int], failed: bool) -> None:
+        """Stop renewing the claim on the phase `slot` ran; a failed phase releases it so that a
+        waiting caller (here or in another job) may train it instead."""
+        renewal = self.renewals.pop(slot, None)
+        if renewal is not None:
+            renewal.cancel()
+            job = self.jobs.get(job_id, {}).get("job", {})
+            if failed and job.get("op") == "phase":
+                self.store.release.remote(job["key"])
 
     def _fail_job(self, job_id: int, exc: BaseException) -> None:
         entry = self.jobs.pop(job_id, None)
@@ -165,20 +190,29 @@ class PhasePool:
         self.queue.put_nowait((PRIORITY[job["op"]], job["id"]))
         return await future
 
-    async def run(self, phase: dict, key: str, data_hash: str) -> dict:
-        """Train `phase` unless the store has it or another caller is training it (then wait)."""
-        if not await self.store.claim.remote(key, self.name):
+    async def run(self, phase: dict, key: str, data_hash: str, stamp: Optional[dict] = None) -> dict:
+        """Train `phase` unless the store has it or someone is training it (then wait for it).
+
+        `stamp`: the fingerprint the caller computed the key with, written into the entry."""
+        if await self.store.has.remote(key):
             self.stats["reused"] += 1
             return {"key": key, "trained": False}
-        renewal = asyncio.ensure_future(self._renew(key))  # the lease lives as long as this pool does
+        if key in self.inflight:  # another trial of this job asked first: share its outcome
+            await asyncio.shield(self.inflight[key])
+            self.stats["reused"] += 1
+            return {"key": key, "trained": False}
+        outcome = self.inflight[key] = asyncio.get_running_loop().create_future()
         try:
-            info = await self._submit({"op": "phase", "key": key, "phase": phase, "task": data_hash})
-        except BaseException:
-            await self.store.release.remote(key)  # let a waiting caller train it instead
+            info = await self._submit({"op": "phase", "key": key, "phase": phase, "task": data_hash,
+                                       "fingerprint": stamp})
+            outcome.set_result(None)
+        except BaseException as exc:
+            outcome.set_exception(exc)
+            outcome.exception()  # retrieved: sharers re-raise it, nobody else needs to
             raise
         finally:
-            renewal.cancel()
-        self.stats["trained"] += 1
+            self.inflight.pop(key, None)
+        self.stats["trained" if info.get("trained", True) else "reused"] += 1
         return {"key": key, "trained": True, **info}
 
     async def _renew(self, key: str) -> None:
@@ -209,14 +243,21 @@ class PhasePool:
         job = self.jobs[job_id]["job"]
         if job["op"] == "stop":
             self.jobs.pop(job_id)["future"].set_result(None)
-        else:
-            self.assigned[slot] = job_id
-            self.since[slot] = (job["op"], time.monotonic())
+            return job
+        if job["op"] == "phase" and not await self.store.claim.remote(job["key"], self.name):
+            # another job's pool trained it while this one queued: nothing to run
+            self.jobs.pop(job_id)["future"].set_result({"trained": False})
+            return None
+        if job["op"] == "phase":  # the lease lives while this slot runs the phase, no longer
+            self.renewals[slot] = asyncio.ensure_future(self._renew(job["key"]))
+        self.assigned[slot] = job_id
+        self.since[slot] = (job["op"], time.monotonic())
         return job
 
     async def finish(self, slot: int, job_id: int, result: Optional[dict] = None,
                      error: Optional[BaseException] = None) -> None:
         self.assigned.pop(slot, None)
+        self._end_claim(slot, job_id, failed=error is not None)
         op, since = self.since.pop(slot, (None, 0.0))
         if op is not None:
             self.stats[f"{op}_s"] += time.monotonic() - since

@@ -40,14 +40,13 @@ def pool_loop(config: dict) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per worker and backbone, prefixed by Ray
-    from ray.train.torch import get_device, prepare_model
-
+    from cl_sim.execution.devices import ddp_wrap, worker_device
     from cl_sim.phases import Dist
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = get_device()
-    dist = Dist(rank=rank, world_size=world, wrap=prepare_model, device=str(device),
+    device = torch.device(worker_device(config["use_gpu"]))
+    dist = Dist(rank=rank, world_size=world, wrap=lambda m: ddp_wrap(m, str(device), world), device=str(device),
                 eval_batch_size=config["eval_batch_size"])
     pool = ray.get_actor(config["pool"], namespace=NAMESPACE)
     store = RayStoreClient.connect(config["store_root"])
@@ -67,6 +66,7 @@ def pool_loop(config: dict) -> None:
             result = run_job(job, store, dist, state, config["checkpoint_every_s"])
         except Exception as exc:  # report the failure to the caller; keep serving other jobs
             error = _portable(exc)
+            error.cl_sim_where = where(rank)  # the caller's one-line error says where the log is
             if world > 1:  # the other ranks may wait in a collective this rank will never join:
                 # fail the job now (its caller sees this error), then take the worker group down
                 ray.get(pool.finish.remote(config["slot"], job["id"], None, error))
@@ -113,8 +113,13 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict], ever
     info = {"slot_wall_s": time.perf_counter() - start, "checkpoints": checkpointer.reports,
             "resumed_from_epoch": resume["state"]["epoch"] if resume else None}
     if dist.rank == 0:
-        execution = {"executor": "ray", "workers": dist.world_size, "device": dist.device, **info}
-        store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution))
+        from cl_sim.execution.devices import runtime_record
+
+        execution = {"executor": "ray", **runtime_record(dist.device, dist.world_size), **info}
+        # the fingerprint the driver computed the key with (one per job): a node with another torch
+        # build or image must not record a different one for the same key
+        store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution,
+                                              stamp=job.get("fingerprint")))
     return info
 
 
@@ -173,6 +178,15 @@ def _maybe_crash() -> None:
         os.remove(marker)
         time.sleep(3.0)  # let the controller (polling every 0.2 s) register the checkpoint just reported
         os._exit(1)
+
+
+def where(rank: int) -> str:
+    """`rank 1, node gpu-3 (pid 4242), logs in /tmp/ray/session_.../logs`: where a failure happened."""
+    import socket
+
+    node = getattr(ray._private.worker.global_worker, "node", None)
+    logs = getattr(node, "get_logs_dir_path", lambda: None)()
+    return f"rank {rank}, node {socket.gethostname()} (pid {os.getpid()})" + (f", logs in {logs}" if logs else "")
 
 
 def _portable(exc: Exception) -> Exception:

@@ -38,11 +38,12 @@ from cl_sim.config import Config, ExecutionConfig
 from cl_sim.data.task import Task
 from cl_sim.execution.local import eval_key
 from cl_sim.execution.phase_pool import NAMESPACE, PhasePool, pool_name
-from cl_sim.execution.pool_size import cluster_nodes, size_pool
+from cl_sim.execution.pool_size import await_nodes, size_pool
 from cl_sim.execution.ray_logs import quiet_ray_driver_logs
 from cl_sim.execution.store_actor import RayStoreClient
+from cl_sim.errors import CLSimError, PhaseFailed
 from cl_sim.storage import resolve as resolve_root
-from cl_sim.phases import Phase
+from cl_sim.phases import Phase, job_fingerprint
 
 __all__ = ["RayExecutor", "make_executor", "init_ray", "pool_spec"]
 
@@ -73,7 +74,7 @@ class RayExecutor:
             done.set_result(key)
             return done
         start = time.perf_counter()
-        ref = self.pool.run.remote(phase.to_dict(), key, phase.data_hash)
+        ref = self.pool.run.remote(phase.to_dict(), key, phase.data_hash, job_fingerprint(phase.backbone))
         future = ref.future()
         out: concurrent.futures.Future = concurrent.futures.Future()
         future.add_done_callback(lambda f: self._settle(phase, f, out, start))
@@ -97,7 +98,7 @@ class RayExecutor:
                 self._count(reused=1)  # another run or trial trained it while we asked
             out.set_result(info["key"])
         except BaseException as exc:  # the phase failed on the cluster: the caller sees its error
-            out.set_exception(_unwrap(exc))
+            out.set_exception(_failure(exc, f"phase {phase.kind} of task {phase.task} ({phase.key()})"))
 
     def _count(self, trained: int = 0, reused: int = 0) -> None:
         with self._lock:
@@ -114,7 +115,7 @@ class RayExecutor:
         try:
             score, attention = ray.get(self.pool.evaluate.remote(dataclasses.asdict(dep), task.data_hash(), key))
         except BaseException as exc:
-            raise _unwrap(exc) from None
+            raise _failure(exc, f"evaluation of task {task.name}") from None
         with self._lock:
             self.evaluated += 1
         return score, attention
@@ -129,11 +130,12 @@ class RayExecutor:
         return ray.get(self.pool.status.remote())
 
     def close(self) -> None:
-        """Release what this executor started: stop the pool and actors if it created them
-        (`shutdown`), else only forget them (Tune trials sharing the driver's pool)."""
+        """Release what this executor holds: stop the pool if it created it (`shutdown`), else only
+        forget it (Tune trials sharing the driver's pool); detach from the store actor either way."""
         if self.owns_pool:
             self.shutdown()
         self.pool = None
+        self.store.close()
 
     def shutdown(self, stop_ray: Optional[bool] = None, force: bool = False) -> None:
         """Stop the pool's worker groups and the actors if this executor started them (or `force`),
@@ -144,8 +146,9 @@ class RayExecutor:
             except Exception as exc:  # a hung or dead pool must not keep the driver from exiting
                 self.log(f"phase pool did not stop cleanly ({type(exc).__name__}); killing it")
             ray.kill(self.pool)
-            self.store.kill()
         self.pool = None
+        if ray.is_initialized():
+            self.store.close()
         if (stop_ray if stop_ray is not None else self.owns_ray) and ray.is_initialized():
             ray.shutdown()
 
@@ -156,11 +159,28 @@ def _unwrap(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
+def _failure(exc: BaseException, what: str) -> BaseException:
+    """The error a caller sees when `what` failed on the cluster: our own errors (bad input, a corrupt
+    store) as they are; anything else as one `PhaseFailed` line with the cause's first line and where
+    the worker's full log is."""
+    exc = _unwrap(exc)
+    if isinstance(exc, (CLSimError, KeyboardInterrupt)):
+        return exc
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [""]
+    if lines[0].startswith("Traceback"):  # an unpicklable error sent as its traceback (`_portable`)
+        cause = lines[-1]  # ends with the exception's own `Type: message` line
+    else:
+        cause = f"{type(exc).__name__}: {lines[0]}"
+    where = getattr(exc, "cl_sim_where", None) or "on the Ray cluster (`ray logs`, or the dashboard's Jobs page)"
+    return PhaseFailed(f"{what} failed: {cause[:300]} [{where}]")
+
+
 def pool_spec(cfg: Config, store_root: Path) -> dict:
     """Plain-dict settings of the pool (part of its name: other settings get another pool)."""
     ex = cfg.execution
     threads = cfg.training.threads or max(1, round(ex.cpus_per_worker))  # 1.98 CPUs (a sliver kept for trials): 2
-    return {"store_root": str(store_root), "num_workers": ex.num_workers, "use_gpu": ex.use_gpu,
+    return {"job": ray.get_runtime_context().get_job_id(),
+            "store_root": str(store_root), "num_workers": ex.num_workers, "use_gpu": ex.use_gpu,
             "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots, "max_failures": ex.max_failures,
             "threads": threads, "eval_batch_size": cfg.training.eval_batch_size,
             "checkpoint_every_s": ex.checkpoint_every_s}
@@ -171,8 +191,15 @@ def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:
     local one. Returns True when this call started Ray (then the caller owns its shutdown)."""
     if ray.is_initialized():
         return False
+    from cl_sim.execution.devices import job_runtime_env
+    from cl_sim.progress import QUIET, verbosity
+
+    # --quiet: a failed phase is one line naming it, the cause and where its log is, not a worker
+    # traceback of dozens of lines
+    common = dict(namespace=NAMESPACE, logging_level=logging.WARNING, runtime_env=job_runtime_env(),
+                  log_to_driver=verbosity() > QUIET)
     if ex.address is not None or os.environ.get("RAY_ADDRESS"):  # `ray job submit` sets RAY_ADDRESS
-        ray.init(address=ex.address, namespace=NAMESPACE, logging_level=logging.WARNING)
+        ray.init(address=ex.address, **common)
         quiet_ray_driver_logs()
         log(f"ray: joined {ex.address or os.environ['RAY_ADDRESS']}")
         return False
@@ -180,8 +207,7 @@ def init_ray(ex: ExecutionConfig, log: Callable[[str], None] = print) -> bool:
     cpus = max(os.cpu_count() or 1, math.ceil(need))
     # The dashboard costs ~1.5 s at start, but without it Ray Train V2 floods the log with
     # "PlacementGroupCleaner ... Failed to query" lines (RAY-NOTES.md): readable logs win.
-    ray.init(num_cpus=cpus, namespace=NAMESPACE, include_dashboard=True,
-             logging_level=logging.WARNING, configure_logging=True)
+    ray.init(num_cpus=cpus, include_dashboard=True, configure_logging=True, **common)
     quiet_ray_driver_logs()
     log(f"ray: started a local cluster with {cpus} CPUs")
     return True
@@ -201,7 +227,9 @@ def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Call
     log = log or (lambda m: print(f"  {m}", flush=True))
     root = resolve_root(getattr(store, "root", cfg.execution.store_dir))
     owns_ray = init_ray(cfg.execution, log)
-    cfg = cfg.replace(execution=size_pool(cfg.execution, cluster_nodes()))  # no-op when sized already
+    if not (cfg.execution.slots and cfg.execution.cpus_per_worker):  # not sized yet (`resolve` sizes)
+        nodes = await_nodes(cfg.execution, log)
+        cfg = cfg.replace(execution=size_pool(cfg.execution, nodes))
     client = RayStoreClient.start(root)
     client.register_tasks(tasks)
     spec = pool_spec(cfg, root)

@@ -18,9 +18,14 @@ lease: its owner `renew`s it while it trains (the phase pool does, every `LEASE_
 owner dies (its pool, node or driver gone) the renewals stop, and after `LEASE_S` a waiter takes
 the claim over and trains the phase itself instead of waiting forever.
 
-Lifetime: the actor is detached and counts the jobs `attach`ed to it; `detach` by the last one
-ends it. So one job's shutdown never kills a store another job still uses, and a job that dies
-without detaching leaves an actor the next job attaches to (its state is the durable files).
+Lifetime: the actor is detached and counts, per Ray job, the clients `attach`ed to it (a driver,
+its Tune trials); every client detaches when it closes, and the last detach ends the actor. A job
+that dies without detaching is dropped when the actor sees it dead in Ray's job table (checked
+every `REAP_S`), so the actor never outlives its users. One job's shutdown never ends a store
+another job still uses. The actor's name holds the code version (`fingerprint.code_version`): a
+job submitted with other code gets its own actor (and its own keys) instead of running against
+the first job's code. Memory is bounded: the actor owns refs to at most `REF_BYTES` of states
+(least recently used first out); an evicted entry is re-read from the durable files on demand.
 
 Task data travels the same way: `put_task` stores each `Task` once, keyed by its data hash, and
 workers fetch it with `task(data_hash)` (cached per process).
@@ -44,11 +49,27 @@ from cl_sim.store import States, Store
 
 NAMESPACE = "cl_sim"
 LEASE_S = 60.0  # a claim not renewed for this long is taken over by a waiter
+REAP_S = 30.0  # how often the actor drops the users of jobs Ray reports dead
+REF_BYTES = 2 * 1024**3  # states the actor keeps in the object store (least recently used evicted)
 
 
 def actor_name(root: str | Path) -> str:
-    """One store actor per store folder on a cluster (absolute path: runs started elsewhere agree)."""
-    return f"cl_sim_store:{resolve_root(root)}"
+    """One store actor per store folder (absolute path: runs started elsewhere agree) and code version."""
+    from cl_sim.fingerprint import code_version
+
+    return f"cl_sim_store:{code_version()}:{resolve_root(root)}"
+
+
+def _nbytes(states: States) -> int:
+    return sum(t.numel() * t.element_size() for part in states.values() for t in part.values())
+
+
+def _dead_jobs() -> set[str]:
+    """Ids of the jobs Ray's job table lists as finished (empty when it cannot be read)."""
+    try:
+        return {j["JobID"] for j in ray._private.state.jobs() if j.get("IsDead")}
+    except Exception:  # a private API: never let a failed check end the actor
+        return set()
 
 
 @ray.remote(num_cpus=0)
@@ -59,25 +80,50 @@ class StoreActor:
     event loop on purpose: they are small and serialising them keeps one writer per key.
     """
 
-    def __init__(self, root: str, lease_s: float = LEASE_S):
+    def __init__(self, root: str, lease_s: float = LEASE_S, ref_bytes: int = REF_BYTES, reap_s: float = REAP_S):
         self.store = Store(root, cache_entries=4)  # the object store is the cache; keep few copies here
-        self.refs: dict[str, ray.ObjectRef] = {}
+        self.refs: OrderedDict[str, tuple[ray.ObjectRef, int]] = OrderedDict()  # key -> (ref, bytes), LRU
+        self.ref_bytes = ref_bytes
         self.claims: dict[str, tuple[str, asyncio.Event]] = {}
         self.expires: dict[str, float] = {}  # key -> monotonic time its claim's lease lapses
         self.lease_s = lease_s
         self.tasks: dict[str, ray.ObjectRef] = {}
-        self.users: set[str] = set()
+        self.users: dict[str, int] = {}  # job id -> clients of that job attached
+        self.reap_s = reap_s
+        self.reaper: Optional[asyncio.Future] = None
 
-    async def attach(self, user: str) -> int:
-        self.users.add(user)
-        return len(self.users)
+    async def attach(self, job: str) -> int:
+        self.users[job] = self.users.get(job, 0) + 1
+        if self.reaper is None:
+            self.reaper = asyncio.ensure_future(self._reap())
+        return sum(self.users.values())
 
-    async def detach(self, user: str) -> int:
-        """Forget `user`; the last one out ends the actor (the durable files stay)."""
-        self.users.discard(user)
-        if not self.users:  # inside the method: no attach can slip in between the count and the exit
+    async def detach(self, job: str) -> int:
+        """One client of `job` is done; the last client of the last job ends the actor (the
+        durable files stay)."""
+        if job in self.users:
+            self.users[job] -= 1
+            if self.users[job] <= 0:
+                del self.users[job]
+        return self._exit_if_unused()
+
+    def _exit_if_unused(self) -> int:
+        if not self.users:  # no await between the count and the exit: no attach slips in
             ray.actor.exit_actor()
-        return len(self.users)
+        return sum(self.users.values())
+
+    async def _reap(self) -> None:
+        """Drop the users of jobs that ended without detaching (a killed driver)."""
+        while True:
+            await asyncio.sleep(self.reap_s)
+            dead = _dead_jobs() & set(self.users)
+            if dead:
+                for job in dead:
+                    del self.users[job]
+                self._exit_if_unused()
+
+    async def users_by_job(self) -> dict:
+        return dict(self.users)
 
     async def has(self, key: str) -> bool:
         return key in self.refs or self.store.has(key)
@@ -90,17 +136,27 @@ class StoreActor:
 
     async def get_ref(self, key: str) -> list:
         """[ref] to the states of `key` (wrapped: a bare ref returned by an actor is resolved)."""
-        if key not in self.refs:  # finished in an earlier session: verify the file, then own it
-            self.refs[key] = ray.put(self.store.states(key))
-        return [self.refs[key]]
+        if key not in self.refs:  # evicted, or finished in an earlier session: verify the file, own it
+            self._own(key, self.store.states(key))
+        self.refs.move_to_end(key)
+        return [self.refs[key][0]]
 
     async def put(self, key: str, states: States, meta: dict) -> dict:
         """Write the entry (idempotent per key), own its states, and wake whoever waits for it."""
         entry = self.store.put(key, states, meta)
         if key not in self.refs:
-            self.refs[key] = ray.put(states)
+            self._own(key, states)
         self._drop_claim(key)
         return entry
+
+    def _own(self, key: str, states: States) -> None:
+        """Hold `states` in the object store; drop the least recently used refs beyond `ref_bytes`
+        (a caller still holding one keeps that object alive until it lets go)."""
+        self.refs[key] = (ray.put(states), _nbytes(states))
+        total = sum(n for _, n in self.refs.values())
+        while total > self.ref_bytes and len(self.refs) > 1:
+            _, (_, n) = self.refs.popitem(last=False)
+            total -= n
 
     async def claim(self, key: str, owner: str) -> bool:
         """True: the caller trains `key`. False: it is in the store (possibly after waiting).
@@ -165,7 +221,8 @@ class StoreActor:
 
     async def stats(self) -> dict:
         return {"entries": len(self.store.keys()), "owned_refs": len(self.refs), "claims": len(self.claims),
-                "tasks": len(self.tasks)}
+                "tasks": len(self.tasks), "owned_bytes": sum(n for _, n in self.refs.values()),
+                "users": sum(self.users.values())}
 
 
 class RayStoreClient:
@@ -184,19 +241,25 @@ class RayStoreClient:
         self._lock = threading.Lock()  # executors run phases from several threads
 
     @classmethod
-    def start(cls, root: str | Path, lease_s: float = LEASE_S) -> "RayStoreClient":
-        """Create the store actor for `root`, or attach to the one already running."""
+    def start(cls, root: str | Path, lease_s: float = LEASE_S, **actor_args) -> "RayStoreClient":
+        """Create the store actor for `root`, or attach to the one already running (this client
+        counts as a user of it until `close`)."""
         # A local folder: pinned to this node, where the durable files land. A URI: anywhere.
         here = None
         if not is_uri(root):
             Path(root).mkdir(parents=True, exist_ok=True)
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        actor = StoreActor.options(name=actor_name(root), namespace=NAMESPACE, get_if_exists=True,
-                                   lifetime="detached", max_concurrency=1000,
-                                   scheduling_strategy=here).remote(resolve_root(root), lease_s)
-        user = f"{ray.get_runtime_context().get_job_id()}:{id(actor)}"
-        ray.get(actor.attach.remote(user))
-        return cls(actor, root, user=user)
+        job = ray.get_runtime_context().get_job_id()
+        for attempt in range(3):
+            actor = StoreActor.options(name=actor_name(root), namespace=NAMESPACE, get_if_exists=True,
+                                       lifetime="detached", max_concurrency=1000,
+                                       scheduling_strategy=here).remote(resolve_root(root), lease_s, **actor_args)
+            try:
+                ray.get(actor.attach.remote(job))
+                return cls(actor, root, user=job)
+            except ray.exceptions.RayActorError:  # found it as its last user detached: make a new one
+                time.sleep(0.5 * (attempt + 1))
+        raise RuntimeError(f"could not start the store actor for {root}")
 
     @classmethod
     def connect(cls, root: str | Path) -> "RayStoreClient":
@@ -251,10 +314,12 @@ class RayStoreClient:
             self._tasks[data_hash] = ray.get(ref)
         return self._tasks[data_hash]
 
-    def kill(self) -> None:
-        """Detach this job; the actor ends when no job uses it any more (the durable files stay)."""
-        if self.user is not None:
+    def close(self) -> None:
+        """Detach this client (idempotent); the actor ends when no client of any job uses it any
+        more (the durable files stay)."""
+        user, self.user = self.user, None
+        if user is not None:
             try:
-                ray.get(self.actor.detach.remote(self.user))
-            except ray.exceptions.RayActorError:  # already gone
+                ray.get(self.actor.detach.remote(user))
+            except ray.exceptions.RayActorError:  # already gone (ended by the last detach)
                 pass

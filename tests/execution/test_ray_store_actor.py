@@ -1,6 +1,8 @@
 """The store actor: object refs plus durable files, claims that make a phase train once."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 ray = pytest.importorskip("ray")
 
 from cl_sim.errors import StoreError  # noqa: E402
-from cl_sim.execution.store_actor import RayStoreClient  # noqa: E402
+from cl_sim.execution.store_actor import NAMESPACE, RayStoreClient, actor_name  # noqa: E402
 from cl_sim.store import Store  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -26,7 +28,7 @@ def cluster():
 def client(tmp_path):
     c = RayStoreClient.start(tmp_path / "store")
     yield c
-    c.kill()
+    c.close()
 
 
 def states(seed: int = 0) -> dict:
@@ -48,14 +50,14 @@ def test_put_then_read_from_another_client_and_from_disk(client, tmp_path):
 def test_a_new_actor_serves_entries_of_an_earlier_session(tmp_path):
     first = RayStoreClient.start(tmp_path / "store")
     first.put("k", states(1), {"metrics": {}})
-    first.kill()
+    first.close()
     time.sleep(0.5)  # the name is freed once the actor is gone
     second = RayStoreClient.start(tmp_path / "store")
     try:
         assert second.has("k")
         assert torch.equal(second.states("k")["adapter"]["down"], states(1)["adapter"]["down"])
     finally:
-        second.kill()
+        second.close()
 
 
 def test_claims_train_a_key_once(client):
@@ -86,7 +88,7 @@ def test_corrupt_file_raises_store_error_through_ray(tmp_path):
         with pytest.raises(StoreError, match="corrupt"):
             client.states("k")
     finally:
-        client.kill()
+        client.close()
 
 
 def test_scores_and_tasks_round_trip(client):
@@ -115,17 +117,81 @@ def test_a_dead_owners_claim_passes_to_the_waiter_after_its_lease(tmp_path):
         client.put("k", states(), {"metrics": {}})  # pool-b finishes it
         assert ray.get(actor.claim.remote("k", "pool-c")) is False
     finally:
-        client.kill()
+        client.close()
 
 
 def test_one_jobs_shutdown_leaves_the_store_to_the_job_still_using_it(tmp_path):
     first = RayStoreClient.start(tmp_path / "store")
     second = RayStoreClient.start(tmp_path / "store")  # another job on the same store
     first.put("k", states(2), {"metrics": {}})
-    first.kill()  # the first job shuts down
+    first.close()  # the first job shuts down
     time.sleep(0.5)
     assert second.has("k") and ray.get(second.actor.claim.remote("j", "pool")) is True  # still serving
-    second.kill()  # the last user: the actor ends
+    second.close()  # the last user: the actor ends
     time.sleep(0.5)
     with pytest.raises(ValueError):
-        ray.get_actor(f"cl_sim_store:{(tmp_path / 'store').resolve()}", namespace="cl_sim")
+        ray.get_actor(actor_name(tmp_path / "store"), namespace=NAMESPACE)
+
+
+def test_every_client_detaches_so_the_actor_ends_with_its_last_user(tmp_path):
+    """A Tune trial's executor (not the pool's owner) detaches too: before, trials never did, so the
+    detached actor outlived every job and kept every state in the object store."""
+    driver = RayStoreClient.start(tmp_path / "store")
+    trials = [RayStoreClient.start(tmp_path / "store") for _ in range(3)]
+    assert ray.get(driver.actor.users_by_job.remote()) == {ray.get_runtime_context().get_job_id(): 4}
+    for t in trials:
+        t.close()
+        t.close()  # idempotent: a second close does not take another user's count
+    assert ray.get(driver.actor.users_by_job.remote()) == {ray.get_runtime_context().get_job_id(): 1}
+    driver.close()
+    time.sleep(0.5)
+    with pytest.raises(ValueError):
+        ray.get_actor(actor_name(tmp_path / "store"), namespace=NAMESPACE)
+
+
+def test_the_actor_name_carries_the_code_version(tmp_path, monkeypatch):
+    """A job submitted with other code gets its own actor instead of running the first job's code."""
+    from cl_sim import fingerprint
+
+    before = actor_name(tmp_path / "store")
+    monkeypatch.setattr(fingerprint, "code_version", lambda: "0123456789abcdef")
+    assert actor_name(tmp_path / "store") != before and "0123456789abcdef" in actor_name(tmp_path / "store")
+
+
+def test_owned_states_are_bounded_and_evicted_entries_reread_from_disk(tmp_path):
+    one = sum(t.numel() * t.element_size() for part in states().values() for t in part.values())
+    client = RayStoreClient.start(tmp_path / "store", ref_bytes=2 * one)
+    try:
+        for i in range(5):
+            client.put(f"k{i}", states(i), {"metrics": {}})
+        held = ray.get(client.actor.stats.remote())
+        assert held["owned_refs"] == 2 and held["owned_bytes"] <= 2 * one and held["entries"] == 5
+        fresh = RayStoreClient.connect(tmp_path / "store")  # no per-process cache: through the actor
+        assert torch.equal(fresh.states("k0")["adapter"]["down"], states(0)["adapter"]["down"])
+        assert ray.get(client.actor.stats.remote())["owned_refs"] == 2  # k0 re-owned, the oldest dropped
+    finally:
+        client.close()
+
+
+DEAD_DRIVER = """
+import os, sys, ray
+from cl_sim.execution.store_actor import RayStoreClient
+ray.init(address=sys.argv[1], namespace="cl_sim")
+RayStoreClient.start(sys.argv[2])
+os._exit(0)  # a driver killed before it detaches
+"""
+
+
+def test_a_job_that_dies_attached_is_dropped_by_the_reaper(tmp_path):
+    client = RayStoreClient.start(tmp_path / "store", reap_s=0.5)
+    try:
+        address = ray.get_runtime_context().gcs_address
+        subprocess.run([sys.executable, "-c", DEAD_DRIVER, address, str(tmp_path / "store")], check=True,
+                       timeout=120, capture_output=True)
+        me = ray.get_runtime_context().get_job_id()
+        deadline = time.monotonic() + 30
+        while ray.get(client.actor.users_by_job.remote()) != {me: 1} and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert ray.get(client.actor.users_by_job.remote()) == {me: 1}
+    finally:
+        client.close()
