@@ -2,7 +2,7 @@
 
     by_set = score_by_predecessors(tasks, "i2i")            # a target's score by the set before it
     gain = transfer_matrix(tasks, "i2i")                    # teacher -> target: with minus without
-    effect = ordering_effect(tasks)                         # spread across orderings, 95% CI over seeds
+    effect = ordering_effect(tasks)                         # ordering vs seed noise: p-value, variance share
     plot_transfer_heatmap(gain, "transfer_i2i.png")
 
 All of it reads the sweep's task rows (method, seed, ordering "a>b>c", task, position, diag_score,
@@ -59,21 +59,38 @@ def transfer_matrix(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
     return out
 
 
-def ordering_effect(tasks: pd.DataFrame) -> pd.DataFrame:
-    """Per method: how much the order matters. Per seed, the spread (max - min, points) across
-    orderings of the run's mean final score; then the mean spread and its 95% t-interval over
-    seeds. A spread whose interval includes 0 is not an ordering effect."""
+def _by_seed_and_ordering(g: pd.DataFrame, column: str) -> pd.DataFrame:
+    """seeds x orderings table of the mean of `column` in points (one run per cell)."""
+    return 100 * g.groupby(["seed", "ordering"])[column].mean().unstack("ordering")
+
+
+def ordering_effect(tasks: pd.DataFrame, column: str = "final_score") -> pd.DataFrame:
+    """Per method: does the order change the run's mean score beyond seed noise?
+
+    A randomized-block test with seeds as blocks (`stats.ordering_test`): a p-value from shuffling
+    ordering labels within seeds and from the F-test, the ordering's share of variance with its
+    95% interval (which can include 0), and the best - worst spread beside the spread seed noise
+    alone gives. (The spread itself is never negative, so an interval on it excludes 0 under
+    noise alone: it is descriptive, not the test.)
+    """
     rows = []
     for method, g in tasks.groupby("method", sort=True):
         if g["ordering"].nunique() < 2:
             continue
-        per_run = g.groupby(["seed", "ordering"])["final_score"].mean()
-        spreads = [100 * (v.max() - v.min()) for _, v in per_run.groupby(level="seed") if len(v) > 1]
-        iv = stats.mean_ci(spreads)
-        best = per_run.groupby(level="ordering").mean()
-        rows.append({"method": method, "orderings": g["ordering"].nunique(), "seeds": iv.n,
-                     "spread across orderings, points (95% CI)": iv.fmt(2),
-                     "best ordering": best.idxmax(), "worst ordering": best.idxmin()})
+        Y = _by_seed_and_ordering(g, column)
+        means = Y.mean()
+        rows.append({"method": method, **stats.ordering_row(stats.ordering_test(Y.to_numpy())),
+                     "best ordering": means.idxmax(), "worst ordering": means.idxmin()})
+    return pd.DataFrame(rows)
+
+
+def ordering_means(tasks: pd.DataFrame, column: str = "final_score") -> pd.DataFrame:
+    """Per method and ordering: the run's mean score (points) with its 95% t-interval over seeds."""
+    rows = []
+    for method, g in tasks.groupby("method", sort=True):
+        for ordering, per_seed in _by_seed_and_ordering(g, column).items():
+            rows.append({"method": method, "ordering": ordering,
+                         "score, points (95% CI over seeds)": stats.mean_ci(per_seed.tolist()).fmt(2)})
     return pd.DataFrame(rows)
 
 

@@ -337,8 +337,11 @@ def _ordering_section(out: Path, tasks: pd.DataFrame) -> list[str]:
     """Ordering effect size, each target's score by what preceded it, teacher -> target heatmaps."""
     from cl_sim import analysis
 
-    lines = ["## Ordering analysis", "", "Ordering effect (per seed: max - min across orderings of the run's mean "
-             "final score):", "", markdown_table(analysis.ordering_effect(tasks)), ""]
+    lines = ["## Ordering analysis", "", "Ordering effect on the run's mean final score, tested against seed noise "
+             "(seeds as blocks: ordering labels shuffled within seeds, and the F-test; the ordering's share of "
+             "variance with its 95% interval; the best - worst spread beside the spread seed noise alone gives, "
+             "since a max minus a min is never negative):", "", markdown_table(analysis.ordering_effect(tasks)), "",
+             "Mean final score per ordering:", "", markdown_table(analysis.ordering_means(tasks)), ""]
     for method in sorted(tasks["method"].unique()):
         matrix = analysis.transfer_matrix(tasks, method)
         if matrix.notna().to_numpy().any():

@@ -18,6 +18,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cl_sim.method_names import USES_TEACHERS
+
+KT_COLUMNS = ("kt", "kt_matched")
+
 
 def t_quantile(df: int, q: float = 0.975) -> float:
     """The `q` quantile of Student's t with `df` degrees of freedom (scipy's ``t.ppf``, exact);
@@ -87,23 +91,45 @@ def per_seed(tasks, column: str, by: Sequence[str] = ("method",)):
     return out
 
 
+def base_method(label: str) -> str:
+    """`i2i-FF` -> `i2i`: a sweep labels variants of one method apart; the registry knows the base."""
+    return str(label).split("-")[0]
+
+
+def had_teachers(tasks):
+    """Boolean mask of the rows where KT measures transfer: a method that uses teachers
+    (`method_names.USES_TEACHERS`) and a task that had at least one (not the first arrival, not
+    `teacher_count=0`). Elsewhere KT is 0 by construction (the method *is* ST-A there) or not
+    transfer at all (finetune vs an adapter reference is a method difference), so means leave those
+    rows out and say how many."""
+    uses = tasks["method"].map(lambda m: base_method(m) in USES_TEACHERS).astype(bool)
+    if "n_teachers" in tasks:
+        return uses & (tasks["n_teachers"].fillna(0) > 0)
+    return uses & (tasks["position"] > 0)
+
+
 def seed_table(tasks, columns: Sequence[str] = ("final_score", "kt", "kt_matched", "forgetting")):
     """One row per method: seeds, and for each column the mean ± 95% t-interval over seeds of
-    the per-seed means, with how many task rows were undefined (NaN) and left out."""
+    the per-seed means, with how many task rows were undefined (NaN) and left out. KT columns
+    average only the rows that had teachers (`had_teachers`), say how many they left out, and are
+    blank for methods without teachers."""
     import pandas as pd
 
     rows = []
     for method, g in tasks.groupby("method", sort=True):
         row = {"method": method, "seeds": g["seed"].nunique(), "runs": g["run_id"].nunique()}
         for col in columns:
-            if col not in g or g[col].isna().all():
+            rows_used = g[had_teachers(g)] if col in KT_COLUMNS else g
+            if col not in g or rows_used.empty or rows_used[col].isna().all():
                 continue
-            iv = mean_ci(list(per_seed(g, col)[method].values()))
+            iv = mean_ci(list(per_seed(rows_used, col)[method].values()))
             row[f"{col} (95% CI)"] = iv.fmt(3 if col == "final_score" else 1)
-            undefined = int(g[col].isna().sum()) - (int(g["position"].eq(g["position"].max()).sum())
-                                                    if col == "forgetting" else 0)
-            if undefined:
-                row[f"{col} undefined"] = f"{undefined} of {len(g)}"
+            undefined = int(rows_used[col].isna().sum()) - (
+                int(g["position"].eq(g["position"].max()).sum()) if col == "forgetting" else 0)
+            left = len(g) - len(rows_used)
+            if undefined or left:
+                row[f"{col} left out"] = (f"{undefined + left} of {len(g)}" + (f" ({left} without teachers)"
+                                                                              if left else ""))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -127,3 +153,115 @@ def paired_table(tasks, reference: str, column: str = "final_score"):
                                  "interval includes 0: no difference shown" if iv.includes_zero else
                                  ("higher" if iv.mean > 0 else "lower"))})
     return pd.DataFrame(rows)
+
+
+# --- does the order matter? ----------------------------------------------------------------
+@dataclass(frozen=True)
+class OrderingTest:
+    """An ordering effect tested against seed noise (`ordering_test`); scores in points."""
+
+    orderings: int
+    seeds: int  # complete blocks: seeds that ran every ordering
+    F: float
+    p_F: float  # randomized-block ANOVA F-test (normal errors)
+    p_perm: float  # ordering labels shuffled within seeds (exact when few, else sampled)
+    permutations: int
+    p_perm_floor: float  # the smallest p the shuffles can give (2 orderings x 3 seeds: 0.25)
+    share: float  # ordering's share of the non-seed variance, sigma2_o / (sigma2_o + sigma2_e)
+    share_low: float
+    share_high: float
+    spread: float  # best - worst per-ordering mean (biased up: the best of k)
+    spread_null: float  # median spread when only seed noise is there (permutation null)
+
+    @property
+    def shown(self) -> bool:
+        """The F-test rejects "no ordering effect" at 5% (the share's interval then excludes 0)."""
+        return self.p_F < 0.05
+
+    def fmt_share(self) -> str:
+        if math.isnan(self.share):
+            return "n/a"
+        return f"{100 * self.share:.0f}% [{100 * self.share_low:.0f}, {100 * self.share_high:.0f}]"
+
+
+def _block_f(Y: np.ndarray) -> np.ndarray:
+    """F of the ordering (column) effect in seeds x orderings tables (..., n, k), seeds as blocks."""
+    n, k = Y.shape[-2:]
+    grand = Y.mean((-2, -1), keepdims=True)
+    cols, rows = Y.mean(-2, keepdims=True), Y.mean(-1, keepdims=True)
+    ms_o = n * ((cols - grand) ** 2).sum((-2, -1)) / (k - 1)
+    ms_e = ((Y - cols - rows + grand) ** 2).sum((-2, -1)) / ((k - 1) * (n - 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ms_e > 1e-12 * (1 + ms_o), ms_o / ms_e, np.where(ms_o > 1e-12, np.inf, np.nan))
+
+
+def _within_seed_shuffles(Y: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """(B, n, k): every ordering-label permutation within each seed when there are at most
+    `limit`, else the observed table and `limit - 1` seeded random shuffles."""
+    import itertools
+
+    n, k = Y.shape
+    perms = list(itertools.permutations(range(k)))
+    if len(perms) ** n <= limit:
+        idx = np.array(list(itertools.product(perms, repeat=n)))  # (B, n, k)
+        return np.take_along_axis(np.broadcast_to(Y, idx.shape), idx, axis=-1)
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.broadcast_to(Y, (limit - 1, n, k)), axis=-1)
+    return np.concatenate([Y[None], shuffled])
+
+
+def ordering_test(Y, limit: int = 5_000, seed: int = 0) -> OrderingTest:
+    """Does the ordering change the score beyond what seed noise does?
+
+    Args:
+        Y: (n_seeds, k_orderings) scores in points, one run per cell; seeds with a missing
+            ordering are dropped (the design must be complete to block on seeds).
+        limit: permutations enumerated exactly up to this many, else sampled.
+        seed: RNG seed of the sampled permutations.
+
+    Returns:
+        An `OrderingTest`. Seeds are blocks (a seed's data, init and subsets are shared by its
+        orderings), so seed-to-seed differences are removed before orderings are compared:
+        randomized-block ANOVA, F = MS_ordering / MS_residual on (k-1, (k-1)(n-1)) df, with a
+        permutation p-value that shuffles ordering labels within each seed (no normality
+        assumed; with k=2 and 3 seeds there are only 8 shuffles, so p >= 1/8 = 0.125). The share
+        of variance due to ordering, s = θ/(1+θ) with θ = σ²_o/σ²_e, has the exact interval from
+        F / F_crit (θ in [(F/F_.975 - 1)/n, (F/F_.025 - 1)/n], floored at 0): it includes 0
+        exactly when the F-test does not reject at 5%. The spread (best - worst mean) is
+        reported beside the spread the permutation null gives, since a max minus a min is
+        never negative and grows with k whether or not the order matters.
+    """
+    from scipy.stats import f as f_dist
+
+    Y = np.asarray(Y, dtype=np.float64)
+    Y = Y[~np.isnan(Y).any(axis=1)]
+    n, k = Y.shape if Y.ndim == 2 else (0, 0)
+    spread = float(np.ptp(Y.mean(0))) if n else math.nan
+    if n < 2 or k < 2:
+        return OrderingTest(k, n, *[math.nan] * 3, 0, *[math.nan] * 4, spread, math.nan)
+    F = float(_block_f(Y))
+    df1, df2 = k - 1, (k - 1) * (n - 1)
+    shuffles = _within_seed_shuffles(Y, limit, seed)
+    null_f, null_spread = _block_f(shuffles), np.ptp(shuffles.mean(-2), axis=-1)
+    p_perm = float(np.mean(null_f >= F - 1e-12)) if not math.isnan(F) else math.nan
+    floor = float(np.mean(null_f >= np.nanmax(null_f) - 1e-12)) if (~np.isnan(null_f)).any() else math.nan
+    p_F = float(f_dist.sf(F, df1, df2)) if np.isfinite(F) else (0.0 if F == math.inf else math.nan)
+    theta = [max(0.0, (F / c - 1) / n) if np.isfinite(F) else math.nan
+             for c in (1.0, float(f_dist.ppf(0.975, df1, df2)), float(f_dist.ppf(0.025, df1, df2)))]
+    share = [1.0 if t == math.inf else t / (1 + t) for t in theta]  # point, low, high
+    return OrderingTest(k, n, float(F), p_F, p_perm, len(null_f), floor, *share, spread,
+                        float(np.median(null_spread)))
+
+
+def ordering_row(test: OrderingTest) -> dict:
+    """The columns every ordering-effect table prints (reports, RESULTS.md, the sweep headline)."""
+    if test.seeds < 2:
+        return {"orderings": test.orderings, "seeds": test.seeds,
+                "ordering effect": "fewer than 2 seeds with every ordering: no test"}
+    verdict = "shown (F-test p < 0.05)" if test.shown else "not shown: within seed noise"
+    return {"orderings": test.orderings, "seeds": test.seeds,
+            "p (permutation within seeds)": f"{test.p_perm:.3g} ({test.permutations} shuffles, "
+                                            f"smallest possible {test.p_perm_floor:.3g})",
+            "p (F-test)": f"{test.p_F:.3g}", "ordering share of variance (95% CI)": test.fmt_share(),
+            "spread best - worst, points": f"{test.spread:.2f}",
+            "spread from seed noise alone, points": f"{test.spread_null:.2f}", "ordering effect": verdict}

@@ -32,7 +32,31 @@ def test_score_by_predecessors_and_ordering_effect():
     assert by.loc[("b", "a"), "95% CI over seeds"] == "70.5 ± 6.4"  # t(1) = 12.71 x sd 0.71 / sqrt(2)
     effect = analysis.ordering_effect(_rows()).iloc[0]
     assert effect["seeds"] == 2 and effect["best ordering"] == "a>b"
-    assert effect["spread across orderings, points (95% CI)"].startswith("5.00 ±")
+    assert effect["spread best - worst, points"] == "5.00"  # b's +10 points when a came first, over 2 tasks
+    assert effect["ordering effect"].startswith("shown")  # the same +5 on both seeds: no residual noise
+    means = analysis.ordering_means(_rows()).set_index("ordering")
+    assert means.loc["a>b", "score, points (95% CI over seeds)"].startswith("65.50 ±")
+
+
+def _noisy_runs(rng, effect, seeds=5, orderings=("a>b>c", "b>c>a", "c>a>b", "a>c>b")):
+    """Run mean scores: a seed effect (shared by the seed's orderings), per-run noise, and `effect`
+    points added to the last ordering."""
+    rows = []
+    for seed in range(seeds):
+        base = 0.7 + rng.normal(0, 0.05)
+        for i, order in enumerate(orderings):
+            score = base + rng.normal(0, 0.01) + (effect / 100 if i == len(orderings) - 1 else 0.0)
+            rows.append({"method": "i2i", "seed": seed, "ordering": order, "final_score": score})
+    return pd.DataFrame(rows)
+
+
+def test_ordering_effect_is_not_shown_on_noise_and_is_shown_on_a_real_effect():
+    rng = np.random.default_rng(0)
+    verdict = lambda effect: analysis.ordering_effect(_noisy_runs(rng, effect)).iloc[0]["ordering effect"]  # noqa: E731
+    noise = [verdict(0.0).startswith("shown") for _ in range(40)]
+    real = [verdict(3.0).startswith("shown") for _ in range(40)]
+    assert sum(noise) <= 6  # about 5% false positives expected (2 of 40)
+    assert sum(real) >= 36  # a 3-point effect against 1 point of run noise
 
 
 def test_report_renders_the_heatmap(tmp_path):
@@ -52,4 +76,4 @@ def test_headline_gives_intervals_and_paired_differences_per_task():
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if "i2i - st_a" in line}
     assert "0.050 ± 0.000" in rows["b"] and "higher" in rows["b"]  # b gains 5 points on average over orderings
     assert "interval includes 0" in rows["a"]  # a gains nothing
-    assert "spread across orderings" in text
+    assert "ordering share of variance" in text and "p (permutation within seeds)" in text

@@ -48,13 +48,18 @@ def _rows(method, seed, scores, kts):
 def test_tables_over_seeds_count_undefined_rows_and_pair_by_seed():
     rows = []
     for seed, (x, y) in enumerate([(0.70, 0.60), (0.72, 0.61), (0.74, 0.65)]):
-        rows += _rows("i2i", seed, [x, x], [10.0, np.nan]) + _rows("st_a", seed, [y, y], [0.0, 0.0])
+        rows += _rows("i2i", seed, [x, x, x], [0.0, 10.0, np.nan]) + _rows("st_a", seed, [y, y, y], [0.0] * 3)
+        rows += _rows("finetune", seed, [y, y, y], [50.0, 50.0, 50.0])
     tasks = pd.DataFrame(rows)
     table = stats.seed_table(tasks).set_index("method")
-    assert table.loc["i2i", "seeds"] == 3 and table.loc["i2i", "kt undefined"] == "3 of 6"
+    assert table.loc["i2i", "seeds"] == 3
+    # KT averages the rows with teachers only: position 0 (KT = 0 by construction) is left out, not averaged in
+    assert table.loc["i2i", "kt (95% CI)"] == "10.0 ± 0.0"
+    assert table.loc["i2i", "kt left out"] == "6 of 9 (3 without teachers)"
+    assert pd.isna(table.loc["st_a", "kt (95% CI)"]) and pd.isna(table.loc["finetune", "kt (95% CI)"])
     assert table.loc["i2i", "final_score (95% CI)"].startswith("0.720 ±")
-    paired = stats.paired_table(tasks, "st_a").iloc[0]
-    assert paired["comparison"] == "i2i - st_a" and paired["seeds"] == 3 and paired["verdict"] == "higher"
+    paired = stats.paired_table(tasks, "st_a").set_index("comparison").loc["i2i - st_a"]
+    assert paired["seeds"] == 3 and paired["verdict"] == "higher"
     assert paired["difference (95% CI)"].startswith("0.100 ±")
 
 
