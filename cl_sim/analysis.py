@@ -2,8 +2,10 @@
 
     by_set = score_by_predecessors(tasks, "i2i")            # a target's score by the set before it
     gain = transfer_matrix(tasks, "i2i")                    # teacher -> target: with minus without
+    beyond = transfer_matrix(tasks, "i2i", "ref_matched_score")  # with teacher minus step-matched ST-A
     effect = ordering_effect(tasks)                         # ordering vs seed noise: p-value, variance share
-    plot_transfer_heatmap(gain, "transfer_i2i.png")
+    plot_transfer_heatmap(transfer_matrix(tasks, "i2i", with_interval=True), "transfer_i2i.png",
+                          matched=transfer_matrix(tasks, "i2i", "ref_matched_score", with_interval=True))
 
 All of it reads the sweep's task rows (method, seed, ordering "a>b>c", task, position, diag_score,
 final_score), so it works on any study that varied the ordering.
@@ -39,23 +41,39 @@ def score_by_predecessors(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def transfer_matrix(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
-    """teacher x target: the target's mean score (points) when the teacher came before it minus
-    when it did not, over every ordering and seed (NaN where one side never happened)."""
+def transfer_matrix(tasks: pd.DataFrame, method: str, against: str | None = None,
+                    with_interval: bool = False) -> pd.DataFrame:
+    """teacher x target, points. Default: the target's score when the teacher came before it minus
+    when it did not. `against="ref_matched_score"`: the target's score when the teacher came before
+    it minus the step-matched ST-A control on the same rows (transfer beyond extra optimizer steps).
+    Both are computed per seed, then averaged; NaN where one side never happened. With
+    `with_interval`, cells are `stats.Interval`s (95% t over seeds) instead of floats."""
     g = tasks[tasks["method"] == method]
     names = sorted(g["task"].unique())
-    out = pd.DataFrame(np.nan, index=pd.Index(names, name="teacher"), columns=pd.Index(names, name="target"))
+    out = pd.DataFrame(np.nan, index=pd.Index(names, name="teacher"), columns=pd.Index(names, name="target"),
+                       dtype=object if with_interval else float)
+    if against is not None and (against not in g or g[against].isna().all()):
+        return out.iloc[0:0, 0:0]
     before = [set(_preceding(r)) for _, r in g.iterrows()]
     scores = g["diag_score"].to_numpy(dtype=float)
-    targets = g["task"].to_numpy()
+    control = g[against].to_numpy(dtype=float) if against else None
+    targets, seeds = g["task"].to_numpy(), g["seed"].to_numpy()
     for teacher in names:
         for target in names:
             if teacher == target:
                 continue
             on = np.array([t == target and teacher in b for t, b in zip(targets, before)])
             off = np.array([t == target and teacher not in b for t, b in zip(targets, before)])
-            if on.any() and off.any():
-                out.loc[teacher, target] = 100 * (scores[on].mean() - scores[off].mean())
+            per_seed = []
+            for s in np.unique(seeds):
+                mine = seeds == s
+                if control is not None and (on & mine).any():
+                    per_seed.append(100 * np.nanmean(scores[on & mine] - control[on & mine]))
+                elif control is None and (on & mine).any() and (off & mine).any():
+                    per_seed.append(100 * (scores[on & mine].mean() - scores[off & mine].mean()))
+            if per_seed:
+                iv = stats.mean_ci(per_seed)
+                out.loc[teacher, target] = iv if with_interval else iv.mean
     return out
 
 
@@ -94,17 +112,10 @@ def ordering_means(tasks: pd.DataFrame, column: str = "final_score") -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def plot_transfer_heatmap(matrix: pd.DataFrame, path, title: str = "") -> None:
-    """teacher (rows) -> target (columns) heatmap of `transfer_matrix`, diverging around 0."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    values = matrix.to_numpy(dtype=float)
+def _heatmap(ax, matrix: pd.DataFrame, lim: float, label: str):
+    values = np.array([[v.mean if isinstance(v, stats.Interval) else np.nan for v in row]
+                       for row in matrix.to_numpy()], dtype=float)
     n = len(matrix)
-    fig = Figure(figsize=(max(5.0, 1.6 + 0.9 * n), max(4.0, 1.2 + 0.8 * n)), constrained_layout=True)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
     im = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu", vmin=-lim, vmax=lim)
     ax.set_xticks(range(n), matrix.columns, rotation=45, ha="right")
     ax.set_yticks(range(n), matrix.index)
@@ -112,12 +123,36 @@ def plot_transfer_heatmap(matrix: pd.DataFrame, path, title: str = "") -> None:
     ax.set_ylabel("teacher (came before)")
     for i in range(n):
         for j in range(n):
-            if np.isfinite(values[i, j]):
-                dark = abs(values[i, j]) > lim / 2
-                ax.text(j, i, f"{values[i, j]:+.1f}", ha="center", va="center", fontsize=8,
-                        color="white" if dark else "black")
-    fig.colorbar(im, ax=ax, label="with - without teacher (points)")
-    ax.set_title(title or "teacher -> target transfer", fontsize=10)
+            iv = matrix.iat[i, j]
+            if isinstance(iv, stats.Interval) and np.isfinite(iv.mean):
+                half = "" if iv.n < 2 else f"\n±{(iv.high - iv.low) / 2:.1f}"
+                ax.text(j, i, f"{iv.mean:+.1f}{half}", ha="center", va="center", fontsize=7,
+                        color="white" if abs(iv.mean) > lim / 2 else "black")
+    ax.set_title(label, fontsize=9)
+    return im
+
+
+def plot_transfer_heatmap(matrix: pd.DataFrame, path, title: str = "", matched: pd.DataFrame | None = None) -> None:
+    """teacher (rows) -> target (columns) heatmaps of `transfer_matrix(..., with_interval=True)`, points
+    with their 95% interval over seeds, diverging around 0: "with - without the teacher" and, when
+    the study ran the step-matched control, "with the teacher - step-matched ST-A" beside it (the
+    first includes extra optimizer steps; the second separates them out)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    panels = [(matrix, "with - without teacher (points)")]
+    if matched is not None and not matched.empty:
+        panels.append((matched, "with teacher - step-matched ST-A (points)"))
+    means = [v.mean for m, _ in panels for v in m.to_numpy().ravel() if isinstance(v, stats.Interval)]
+    lim = float(np.nanmax(np.abs(means))) if np.isfinite(means).any() else 1.0
+    n = len(matrix)
+    fig = Figure(figsize=(len(panels) * max(5.0, 1.6 + 0.9 * n), max(4.0, 1.2 + 0.8 * n)), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (m, label) in zip(axes, panels):
+        im = _heatmap(ax, m, lim or 1.0, label)
+    fig.colorbar(im, ax=list(axes), label="points (95% CI over seeds)")
+    fig.suptitle(title or "teacher -> target transfer", fontsize=10)
     fig.savefig(path, dpi=110)
 
 

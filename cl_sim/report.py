@@ -109,26 +109,55 @@ def plot_accuracy_matrix(matrix_df: pd.DataFrame, path, run_id=None) -> Path:
     return _save(fig, path)
 
 
+def _transfer_series(tasks_df: pd.DataFrame) -> list[tuple[str, pd.Series]]:
+    """What the transfer plot draws, as (label, values per row): score differences in points
+    against the ST-A reference and the step-matched control where the rows carry them, else KT."""
+    out = []
+    for col, label in (("ref_score", "score - ST-A reference (points)"),
+                       ("ref_matched_score", "score - step-matched ST-A (points)")):
+        if col in tasks_df and pd.to_numeric(tasks_df[col], errors="coerce").notna().any():
+            out.append((label, 100 * (tasks_df["diag_score"] - pd.to_numeric(tasks_df[col], errors="coerce"))))
+    return out or [("knowledge transfer (%)", tasks_df["kt"])]
+
+
 def plot_kt_by_position(tasks_df: pd.DataFrame, path) -> Path:
-    """Knowledge transfer by stream position per method: mean line, min-max band over runs.
+    """Transfer by stream position per teacher method: mean over seeds with its 95% t-interval.
+
+    Drawn in points (the method's score minus the ST-A reference, and minus the step-matched ST-A
+    when the study ran it), not CLiMB's normalised KT: KT divides by the reference's margin over
+    chance, which is a few points on a hard small task, so a 1-point difference can read as 30%
+    and its band as hundreds (the smallest margin is printed on the plot). Only rows that had
+    teachers (`stats.had_teachers`); elsewhere the method is ST-A and the difference is 0.
 
     Args:
-        tasks_df: "tasks" table (columns method, position, kt).
+        tasks_df: "tasks" table (method, seed, position, diag_score and ref_score /
+            ref_matched_score, or kt).
         path: PNG file to write.
     """
-    df = tasks_df.dropna(subset=["kt"])
+    from cl_sim import stats
+
+    df = tasks_df[stats.had_teachers(tasks_df)] if "seed" in tasks_df else tasks_df
+    series = _transfer_series(df)
     colors = _colors(tasks_df["method"])
-    fig, axes = _new_figure(6.5, 4.0)
-    ax = axes[0, 0]
-    for method, g in df.groupby("method", sort=True):
-        s = g.groupby("position")["kt"].agg(["mean", "min", "max"])
-        ax.plot(s.index, s["mean"], marker="o", color=colors[method], label=method)
-        ax.fill_between(s.index, s["min"], s["max"], color=colors[method], alpha=0.15)
-    ax.axhline(0.0, color="grey", lw=0.8, ls="--")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("position in the stream (arrival index)")
-    ax.set_ylabel("knowledge transfer (%)")
-    _legend(ax)
+    fig, axes = _new_figure(6.5 * len(series), 4.0, 1, len(series))
+    for ax, (label, y) in zip(axes[0], series):
+        for method, g in df.assign(_y=y).dropna(subset=["_y"]).groupby("method", sort=True):
+            by_seed = g.groupby(["position", "seed"] if "seed" in g else ["position"])["_y"].mean()
+            ivs = {pos: stats.mean_ci(v.tolist()) for pos, v in by_seed.groupby(level="position")}
+            x = sorted(ivs)
+            mean = np.array([ivs[p].mean for p in x])
+            err = np.nan_to_num([mean - [ivs[p].low for p in x], [ivs[p].high for p in x] - mean])  # 1 seed: none
+            ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, color=colors[method], label=method)
+        ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("position in the stream (arrival index)")
+        ax.set_ylabel(label)
+        _legend(ax)
+    if {"ref_score", "random_score"} <= set(df) and series[0][0].endswith("(points)"):
+        margin = 100 * (pd.to_numeric(df["ref_score"], errors="coerce") - pd.to_numeric(df["random_score"], errors="coerce"))
+        if margin.notna().any():
+            fig.suptitle(f"points, 95% CI over seeds; the reference's margin over chance is {margin.min():.1f}-"
+                         f"{margin.max():.1f} points (normalised KT = 100 x difference / margin)", fontsize=8)
     return _save(fig, path)
 
 
@@ -253,7 +282,12 @@ def plot_tenant_timeline(tenant_df: pd.DataFrame, path) -> Path:
 
 
 def method_summary(tasks: pd.DataFrame) -> pd.DataFrame:
-    """One row per method: per-run means (sums for bytes and wall time), averaged over runs."""
+    """One row per method: per-run means (sums for bytes and wall time), averaged over runs. KT
+    averages the tasks that had teachers only (`stats.had_teachers`; NaN for methods without)."""
+    from cl_sim import stats
+
+    if "kt" in tasks:
+        tasks = tasks.assign(kt=tasks["kt"].where(stats.had_teachers(tasks)))
     aggs = {c: (c, "mean") for c in ("final_score", "kt", "forgetting", "trainable_params", "inference_params")}
     aggs |= {c: (c, "sum") for c in ("stored_bytes", "train_steps", "wall_s")}  # per run: the cost
     aggs = {k: v for k, v in aggs.items() if v[0] in tasks}
@@ -315,13 +349,17 @@ def _tasks_section(out: Path, tasks: pd.DataFrame) -> list[str]:
     lines = ["## Summary by method", "", markdown_table(method_summary(tasks)), ""]
     lines += _stats_section(tasks)
     if "ordering" in tasks and tasks["ordering"].nunique() > 1:
-        by_order = tasks.groupby(["method", "ordering"], as_index=False).agg(
+        from cl_sim import stats
+
+        by_order = tasks.assign(kt=tasks["kt"].where(stats.had_teachers(tasks))).groupby(
+            ["method", "ordering"], as_index=False).agg(
             runs=("run_id", "nunique"), final_score=("final_score", "mean"), kt=("kt", "mean"))
         lines += ["## By ordering", "", markdown_table(by_order), ""]
         lines += _ordering_section(out, tasks)
     if tasks["kt"].notna().any():
         plot_kt_by_position(tasks, out / "kt_by_position.png")
-        lines += _figure("Knowledge transfer by position", "kt_by_position.png")
+        lines += _figure("Transfer by position (points against the references, tasks with teachers)",
+                         "kt_by_position.png")
     if (tasks["final_score"].notna() & tasks["inference_params"].notna()).any():
         plot_pareto(tasks, out / "pareto.png")
         lines += _figure("Final score vs inference parameters", "pareto.png")
@@ -343,10 +381,11 @@ def _ordering_section(out: Path, tasks: pd.DataFrame) -> list[str]:
              "since a max minus a min is never negative):", "", markdown_table(analysis.ordering_effect(tasks)), "",
              "Mean final score per ordering:", "", markdown_table(analysis.ordering_means(tasks)), ""]
     for method in sorted(tasks["method"].unique()):
-        matrix = analysis.transfer_matrix(tasks, method)
+        matrix = analysis.transfer_matrix(tasks, method, with_interval=True)
         if matrix.notna().to_numpy().any():
             name = f"transfer_{_slug(method)}.png"
-            analysis.plot_transfer_heatmap(matrix, out / name, f"{method}: teacher -> target")
+            matched = analysis.transfer_matrix(tasks, method, "ref_matched_score", with_interval=True)
+            analysis.plot_transfer_heatmap(matrix, out / name, f"{method}: teacher -> target", matched=matched)
             lines += [f"### {method}: score by the tasks before it", "",
                       markdown_table(analysis.score_by_predecessors(tasks, method)), ""]
             lines += _figure(f"{method}: teacher -> target transfer", name)

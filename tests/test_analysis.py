@@ -77,3 +77,13 @@ def test_headline_gives_intervals_and_paired_differences_per_task():
     assert "0.050 ± 0.000" in rows["b"] and "higher" in rows["b"]  # b gains 5 points on average over orderings
     assert "interval includes 0" in rows["a"]  # a gains nothing
     assert "ordering share of variance" in text and "p (permutation within seeds)" in text
+
+
+def test_transfer_matrix_against_the_step_matched_control():
+    rows = _rows()
+    rows["ref_matched_score"] = rows["diag_score"] - 0.02  # the method is 2 points above its control everywhere
+    m = analysis.transfer_matrix(rows, "i2i", "ref_matched_score")
+    assert m.loc["a", "b"] == pytest.approx(2.0) and m.loc["b", "a"] == pytest.approx(2.0)
+    iv = analysis.transfer_matrix(rows, "i2i", with_interval=True).loc["a", "b"]
+    assert iv.n == 2 and iv.mean == pytest.approx(10.0)
+    assert analysis.transfer_matrix(_rows(), "i2i", "ref_matched_score").empty  # no control ran: no panel

@@ -100,8 +100,9 @@ def test_summary_tables_numbers():
     summary = report.method_summary(_tasks_df()).set_index("method")
     assert summary.loc["i2i", "runs"] == 2
     assert summary.loc["i2i", "final_score"] == pytest.approx(0.75)
-    # i2i KT per run: seed0 mean(0, 5, 10) = 5, seed1 mean(1, 6, 11) = 6 -> 5.5
-    assert summary.loc["i2i", "kt"] == pytest.approx(5.5)
+    # i2i KT per run over the tasks with teachers (position 0 is ST-A by construction):
+    # seed0 mean(5, 10) = 7.5, seed1 mean(6, 11) = 8.5 -> 8.0
+    assert summary.loc["i2i", "kt"] == pytest.approx(8.0)
     assert np.isnan(summary.loc["st_a", "kt"])
     assert summary.loc["st_a", "stored_bytes"] == 120_000  # 3 tasks * 40_000 per run
 
@@ -151,3 +152,15 @@ def test_report_html_is_one_self_contained_page(tmp_path):
     html = md.with_suffix(".html").read_text()
     assert html.startswith("<!doctype html>") and "<table>" in html
     assert 'src="data:image/png;base64,' in html and ".png\"" not in html  # every plot embedded
+
+
+def test_transfer_plot_draws_points_against_both_controls_not_exploding_kt(tmp_path):
+    # reference 2 points over chance: a 1-point gain is KT = 50%; the plot shows +1 point instead,
+    # and beside it the difference to the step-matched ST-A; first arrivals (no teachers) left out
+    tasks = _tasks_df().assign(ref_score=0.52, random_score=0.5, diag_score=0.53, ref_matched_score=0.535,
+                               kt=50.0)
+    series = dict(report._transfer_series(tasks[tasks["position"] > 0]))
+    assert list(series) == ["score - ST-A reference (points)", "score - step-matched ST-A (points)"]
+    assert series["score - ST-A reference (points)"].to_numpy() == pytest.approx(1.0)
+    assert series["score - step-matched ST-A (points)"].to_numpy() == pytest.approx(-0.5)
+    _assert_png(report.plot_kt_by_position(tasks, tmp_path / "kt.png"))

@@ -33,7 +33,7 @@ def test_each_variant_is_compared_with_st_a_and_its_matched_control():
     c = comparisons(_tasks()).set_index("comparison")
     ff = c.loc["I2I-FF - ST-A, targets with teachers"]
     assert ff["verdict"] == "positive" and ff["difference, points (95% CI)"].startswith("4.50")
-    assert c.loc["I2I-FF - compute-matched ST-A, targets with teachers", "difference, points (95% CI)"].startswith("1.00")
+    assert c.loc["I2I-FF - step-matched ST-A, targets with teachers", "difference, points (95% CI)"].startswith("1.00")
     assert c.loc["I2I-LL - ST-A, targets with teachers", "verdict"] == "interval includes 0"
     assert "I2I - ST-A, targets with teachers" not in c.index  # variants never averaged together
 
@@ -41,6 +41,7 @@ def test_each_variant_is_compared_with_st_a_and_its_matched_control():
 def test_transfer_and_spread_per_variant():
     t = transfer(_tasks()).set_index("method")
     assert set(t.index) == {"i2i-FF", "i2i-LL"}
+    assert t.loc["i2i-FF", "rows with teachers"] == "6 of 12"  # first arrivals (KT = 0 by construction) left out
     s = ordering_effect(_tasks()).set_index(["method", "task"])
     spread = "spread best - worst, points"
     assert s.loc[("i2i-FF", "a"), spread] == "5.00"  # a first (no gain) vs after b (+5)
@@ -55,7 +56,7 @@ def test_markdown_has_every_section():
     md = results_markdown([{"title": "T", "command": "cmd", "seeds": [0, 1, 2], "wall_s": 60, "trials": 9,
                             "tasks": _tasks()}])
     for heading in ("## T", "### Comparisons the papers make", "### Ordering effect",
-                    "### Knowledge transfer, against ST-A and against compute-matched ST-A"):
+                    "### Knowledge transfer, against ST-A and against step-matched ST-A"):
         assert heading in md
 
 
