@@ -2,12 +2,16 @@
 
     cl-sim run [CONFIG.yaml] [key=value ...]     # one stream x one method x one seed
     cl-sim run --local ...                       # in-process even against a Ray cluster (debugging)
+    cl-sim sweep CONFIG|NAME [key=value ...]     # many runs on Ray Tune: grids, searches, orderings
+    cl-sim sweep task_order --smoke-test         # a shipped experiment config by name, tiny model
     cl-sim validate CONFIG.yaml [key=value ...]  # check config and data, train nothing
     cl-sim report RUN_DIR                        # Markdown + PNG report of a finished run
     cl-sim show-config [CONFIG.yaml] [key=value ...]
     cl-sim store ls|verify|gc [--store DIR | CONFIG.yaml key=value ...] [--delete]
 
-Bad input exits with status 2 and one line naming the problem.
+CONFIG is a YAML path or a shipped config's name (cl_sim/configs/: task_order, teacher_count,
+low_shot, hparam_search, ordering_search, ...). Bad input exits with status 2 and one line naming
+the problem. Parsing this help imports neither Ray nor torch.
 """
 from __future__ import annotations
 
@@ -28,9 +32,16 @@ def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _load(args: list[str]):
+    """The config of a run file, or the base config of a sweep file (its `sweep:` checked too)."""
     from cl_sim.config import load_config
+    from cl_sim.sweep import config_path, load_sweep, read_tree
 
     path, overrides = _split_args(args)
+    if path is None:
+        return load_config(None, overrides)
+    path = config_path(path)
+    if "sweep" in read_tree(path) or any(o.startswith("sweep.") for o in overrides):
+        return load_sweep(path, overrides)[0]
     return load_config(path, overrides)
 
 
@@ -100,6 +111,107 @@ def cmd_run(args: list[str]) -> int:
     return 0
 
 
+def _sweep_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cl-sim sweep", add_help=False, allow_abbrev=False)
+    p.add_argument("--smoke-test", action="store_true")
+    p.add_argument("--address", default=None)
+    p.add_argument("--local", action="store_true")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--sample", type=int, default=None)
+    p.add_argument("--config", default=None)  # the experiment scripts' spelling of CONFIG
+    return p
+
+
+def _check_flags(rest: list[str], parser: argparse.ArgumentParser) -> None:
+    from cl_sim.errors import ConfigError
+    from cl_sim.search_space import did_you_mean
+
+    known = [o for a in parser._actions for o in a.option_strings] + ["--quiet", "--verbose", "--help"]
+    for arg in rest:
+        if arg.startswith("-"):
+            raise ConfigError(f"unknown flag '{arg}'{did_you_mean(arg.split('=')[0], known)} (flags: {', '.join(known)})")
+
+
+def cmd_sweep(args: list[str]) -> int:
+    """cl-sim sweep CONFIG|NAME [flags] [key=value ...]: many runs on Ray Tune, one table per sweep.
+
+    CONFIG is an experiment YAML (a `sweep:` section plus a config) or a shipped one's name:
+    task_order, teacher_count, low_shot, hparam_search, ordering_search, orderings_120, ...
+    Overrides: config keys (training.epochs=2) and sweep keys (sweep.seeds=[0,1],
+    sweep.space.training.lr='{loguniform: [1e-4, 1e-2]}', sweep.search=optuna, sweep.scheduler=asha).
+
+      --smoke-test     tiny random model and tasks, one epoch: seconds (CI)
+      --address ADDR   Ray cluster to join (auto, host:port); `local` = always a new local one;
+                       default: $RAY_ADDRESS, a running `ray start` cluster, else a new local one
+      --local          train each trial's phases in its own process, not on the Ray Train phase pool
+      --resume         continue the Tune experiment of an interrupted sweep (its searcher and finished
+                       trials); finished phases are reused from the store in any case
+      --sample K       a seeded sample of K orderings (= sweep.orderings=all sweep.sample=K)
+      --quiet/--verbose
+
+    Results: <output.dir>/<sweep.name>/tasks.parquet (a row per trial x task, a column per axis and
+    searched key), trials.parquet, matrix.parquet, counts.json, report.md, confirm.json (a search's
+    best config on fresh seeds), and Tune's own experiment folder (tune/: params.json, progress.csv,
+    TensorBoard events) for ResultGrid and TensorBoard."""
+    import os
+    import time
+
+    from cl_sim.errors import ConfigError
+
+    parser = _sweep_parser()
+    ns, rest = parser.parse_known_args(args)
+    _check_flags(rest, parser)
+    path, overrides = _split_args(rest)
+    path = ns.config or path
+    if ns.config and rest and "=" not in rest[0]:
+        raise ConfigError(f"sweep: give the config once (--config {ns.config} and {rest[0]})")
+    if path is None:
+        raise ConfigError("sweep: expected a config: a YAML path or a shipped name (cl-sim sweep task_order)")
+    start = time.perf_counter()
+    from cl_sim.sweep import load_sweep, trials_for
+
+    extra = (["sweep.orderings=all", f"sweep.sample={ns.sample}"] if ns.sample else []) + overrides
+    cfg, sweep = load_sweep(path, extra + (["execution.executor=local"] if ns.local else []), smoke=ns.smoke_test)
+    trials = trials_for(cfg, sweep)
+    from cl_sim.progress import say
+
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not Path(cfg.output.dir).is_absolute():
+        say(f"note: running as a Ray job, relative output.dir/execution.store_dir live in the job's copy "
+            f"of the working dir ({Path.cwd()}); pass absolute ones to keep them")
+    from cl_sim.execution import ray_tune
+
+    try:
+        ray_tune.connect(ns.address, log=say)
+    except ConnectionError as exc:  # no Ray cluster at --address
+        raise ConfigError(f"sweep: {exc}") from None
+    res = ray_tune.run_sweep(cfg, sweep, trials, log=say, resume=ns.resume)
+    print_sweep(res, time.perf_counter() - start)
+    if res.failures:
+        print(f"cl-sim: error: {len(res.failures)} trial(s) failed (see {res.paths['failures']}); the tables "
+              f"hold the others", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_sweep(res, wall_s: float) -> None:
+    from cl_sim.analysis import headline
+    from cl_sim.sweep import report_tasks
+
+    print(f"\n{headline(report_tasks(res.tables))}\n", flush=True)
+    if res.confirm and res.confirm.get("mean") is not None:
+        c = res.confirm
+        low, high = c["ci95"]
+        ci = f"95% interval [{low:.4f}, {high:.4f}]" if low is not None else "no interval (one seed)"
+        print(f"best config: {c['best_trial']}\n  {c['metric']} in the search {c['search_score']:.4f} (the best of "
+              f"{c['trials_searched']} trials: biased upward)\n  on fresh seeds {c['seeds']}: {c['mean']:.4f}, {ci}")
+    if res.stopped:
+        print(f"stopped early by the scheduler: {res.stopped} trial(s)")
+    n = len(res.tables["tasks"])
+    print(f"table:  {res.paths['tasks']}  ({n} rows = trial x task)\nreport: {res.paths['report']}\n"
+          f"html:   {res.paths['report'].with_suffix('.html')}\ntune:   {res.out / 'tune'}\n"
+          f"done in {wall_s:.1f} s", flush=True)
+
+
 def cmd_validate(args: list[str]) -> int:
     """cl-sim validate [CONFIG.yaml] [key=value ...]: check the config, the data and the adapter
     positions as `run` would, and train nothing."""
@@ -107,6 +219,14 @@ def cmd_validate(args: list[str]) -> int:
 
     cfg = _load(args)
     tasks = preflight(cfg)
+    path, overrides = _split_args(args)
+    from cl_sim.sweep import config_path, load_sweep, read_tree, trials_for
+
+    if path is not None and "sweep" in read_tree(config_path(path)):
+        sweep = load_sweep(path, overrides)[1]
+        print(f"sweep ok: {sweep.name}, {len(trials_for(cfg, sweep))} grid trial(s) x num_samples "
+              f"{sweep.num_samples}, search {sweep.search}, scheduler {sweep.scheduler}"
+              + (f", space: {', '.join(sweep.space)}" if sweep.space else ""))
     for t in tasks.values():
         sizes = ", ".join(f"{k} {len(v)}" for k, v in t.splits.items())
         print(f"ok  {t.name}: {t.kind}, {t.num_labels} labels, metric {t.metric} ({sizes})")
@@ -115,10 +235,21 @@ def cmd_validate(args: list[str]) -> int:
 
 
 def cmd_show_config(args: list[str]) -> int:
-    """cl-sim show-config [CONFIG.yaml] [key=value ...]: the full config after defaults and overrides."""
+    """cl-sim show-config [CONFIG.yaml|NAME] [key=value ...]: the full config after defaults and
+    overrides; for a sweep file also its `sweep:` section (after defaults)."""
+    import json
+
     import yaml
 
-    print(yaml.safe_dump(_load(args).to_dict(), sort_keys=False))
+    from cl_sim.sweep import config_path, load_sweep, read_tree
+
+    path, overrides = _split_args(args)
+    if path is not None and ("sweep" in read_tree(config_path(path)) or any(o.startswith("sweep.") for o in overrides)):
+        cfg, sweep = load_sweep(path, overrides)
+        tree = {"sweep": json.loads(json.dumps(dataclasses.asdict(sweep))), **json.loads(json.dumps(cfg.to_dict()))}
+    else:
+        tree = json.loads(json.dumps(_load(args).to_dict()))
+    print(yaml.safe_dump(tree, sort_keys=False))
     return 0
 
 
@@ -198,7 +329,8 @@ def cmd_store(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "store": cmd_store, "validate": cmd_validate, "report": cmd_report, "show-config": cmd_show_config}
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "store": cmd_store, "validate": cmd_validate, "report": cmd_report,
+            "show-config": cmd_show_config}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,9 +338,17 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quiet", action="store_true", help="results only: no progress lines or bars (CI)")
     parser.add_argument("--verbose", action="store_true", help="also transformers' and Ray's own output")
-    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("command", help=", ".join(sorted(COMMANDS)))
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
+    if ns.command not in COMMANDS:
+        import difflib
+
+        close = difflib.get_close_matches(ns.command, list(COMMANDS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        print(f"cl-sim: error: unknown command '{ns.command}'{hint} (commands: {', '.join(sorted(COMMANDS))})",
+              file=sys.stderr)
+        return 2
     flags = {"--quiet", "--verbose"}  # also accepted after the command
     quiet, verbose = ns.quiet or "--quiet" in ns.args, ns.verbose or "--verbose" in ns.args
     ns.args = [a for a in ns.args if a not in flags]

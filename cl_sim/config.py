@@ -379,7 +379,7 @@ def _coerce(tp, value, key: str):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
         (arg, *_rest) = typing.get_args(tp)
-        return tuple(_coerce(arg, v, f"{key}[{i}]") for i, v in enumerate(value))
+        return tuple(_coerce(arg, v, f"{key}.{i}") for i, v in enumerate(value))  # the form overrides take
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
@@ -408,8 +408,12 @@ def build(cls, data: Any, key: str = ""):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
+        import difflib
+
         prefix = f"{key}." if key else ""
-        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})")
+        close = difflib.get_close_matches(str(unknown[0]), sorted(names), n=1, cutoff=0.6)
+        hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'{hint} (known: {', '.join(sorted(names))})")
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, f"{key}.{name}" if key else name)

@@ -3,12 +3,14 @@ orderings × methods × seeds (× teacher counts, low-shot fractions, I2I varian
 and the sweep's tables and counts. `execution/trial.py` runs one trial;
 `execution/ray_tune.py` runs them all on Ray Tune (this module imports neither).
 
-    cfg, sweep = load_sweep("experiments/configs/task_order.yaml", ["sweep.sample=3"])
+    cfg, sweep = load_sweep("task_order", ["sweep.sample=3"])   # a shipped config by name, or a path
     trials = trials_for(cfg, sweep)               # plain dicts of params
     trial_config(cfg.to_dict(), trials[0])        # the Config that trial runs
 
-A trial is a plain dict of params (`PARAMS` maps each to its config key): trial config = base
-config + params. Tables are sorted by trial id and hold no wall times (those are in
+A trial is a plain dict of params: the sweep's axes (`PARAMS` maps each to its config key; an
+ordering is a tuple or an `a>b>c` string), any dotted config key a `sweep.space` searches
+(`training.lr`), and for ordering search one random key per task (`order.<task>`, see
+`cl_sim.search_space`). Trial config = base config + params. Tables are sorted by trial id and hold no wall times (those are in
 `phases.parquet`), so a resumed sweep writes the same `tasks`, `matrix` and `trials` tables as an
 uninterrupted one.
 """
@@ -23,13 +25,14 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 import yaml
 
 from cl_sim.config import Config, build, load_config, save_config, validate
 from cl_sim.errors import ConfigError
+from cl_sim.search_space import ORDER_PREFIX, did_you_mean, flat_keys, ordering_from_keys, parse_space, set_key, short_value
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.method_names import USES_TEACHERS
 
@@ -43,6 +46,17 @@ TRIAL_COLUMNS = ("trial_id", "method", "seed", "ordering", "teacher_count", "low
 SUMMARY = ("avg_accuracy", "bwt", "mean_forgetting", "forgetting_undefined", "mean_kt", "kt_undefined",
            "mean_kt_matched")
 ROW_TABLES = ("tasks", "matrix", "phases", "attention")
+ORDERINGS = ("all", "config", "search")
+SEARCHES = ("grid", "random", "optuna")
+SCHEDULERS = ("fifo", "asha")
+CALLBACKS = ("csv", "json", "tensorboard", "mlflow", "wandb")
+# what every report of a trial carries (after each arrival, and last with done=True and the summary)
+ARRIVAL_METRICS = ("running_avg", "score")
+CONFIGS = Path(__file__).resolve().parent / "configs"  # the experiment configs shipped with the package
+# --smoke-test: tiny random BERT, three tiny synthetic tasks, one epoch: seconds of training
+SMOKE = ("backbone.name=tiny-bert", "backbone.max_length=32", "training.epochs=1", "training.batch_size=16",
+         "tasks=[" + ", ".join(f"{{name: syn_{f}, family: {f}, n_train: 32, n_dev: 32, n_test: 32}}"
+                               for f in "abc") + "]")
 
 
 @dataclass(frozen=True)
@@ -65,10 +79,42 @@ class SweepConfig:
     i2i_variants: tuple[str, ...] = ()
     cpus_per_trial: float = 1.0  # local executor (the trial trains); with the ray executor trials take 0.01
     max_concurrent_trials: int = 0  # 0 = what the cluster's CPUs hold
+    # search (cl_sim.search_space): any config key -> {loguniform: [lo, hi]}, {choice: [...]}, {grid: [...]}, ...
+    space: dict[str, Any] = field(default_factory=dict)
+    search: str = "grid"  # grid | random (Tune's BasicVariantGenerator) | optuna (Tune's OptunaSearch)
+    num_samples: int = 1  # Tune's num_samples: samples of the space (grid: repeats of the grid)
+    search_seed: int = 0  # seeds the sampler, so a search is repeatable
+    metric: str = "running_avg"  # reported after every arrival; after the last it is avg_accuracy
+    mode: str = "max"  # max: best; min: worst (e.g. the worst ordering)
+    scheduler: str = "fifo"  # fifo | asha (arrivals are the time attribute)
+    grace_period: int = 1  # asha: arrivals every trial gets before it can be stopped
+    eta: float = 2.0  # asha: reduction factor between rungs
+    confirm_seeds: int = 3  # a search re-runs its best config on this many fresh seeds (0 = no)
+    callbacks: tuple[str, ...] = ()  # extra Tune callbacks: mlflow, wandb (csv, json, tensorboard are Tune's own)
+    smoke: tuple[str, ...] = ()  # overrides that --smoke-test adds after the tiny-model settings
 
     def __post_init__(self):
-        if self.orderings not in ("all", "config"):
-            raise ConfigError(f"sweep.orderings: {self.orderings!r} is not one of all, config")
+        if self.orderings not in ORDERINGS:
+            raise ConfigError(f"sweep.orderings: {self.orderings!r} is not one of {', '.join(ORDERINGS)}")
+        for key, value, choices in (("search", self.search, SEARCHES), ("scheduler", self.scheduler, SCHEDULERS),
+                                    ("mode", self.mode, ("max", "min"))):
+            if value not in choices:
+                raise ConfigError(f"sweep.{key}: {value!r} is not one of {', '.join(choices)}"
+                                  f"{did_you_mean(str(value), choices)}")
+        for name in self.callbacks:
+            if name not in CALLBACKS:
+                raise ConfigError(f"sweep.callbacks: {name!r} is not one of {', '.join(CALLBACKS)}"
+                                  f"{did_you_mean(name, CALLBACKS)}")
+        if self.scheduler == "asha" and self.metric not in ARRIVAL_METRICS:
+            raise ConfigError(f"sweep.metric: asha compares trials after every arrival, so the metric must be "
+                              f"reported there: one of {', '.join(ARRIVAL_METRICS)}, got {self.metric!r}")
+        for key in ("num_samples", "grace_period"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"sweep.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.eta <= 1:
+            raise ConfigError(f"sweep.eta: must be > 1, got {self.eta}")
+        if self.confirm_seeds < 0:
+            raise ConfigError(f"sweep.confirm_seeds: must be >= 0, got {self.confirm_seeds}")
         if self.sample is not None and self.sample < 1:
             raise ConfigError(f"sweep.sample: must be >= 1 or null, got {self.sample}")
         if self.cpus_per_trial <= 0:
@@ -82,28 +128,78 @@ class SweepResult:
     counts: dict
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     failures: list[dict] = field(default_factory=list)  # {trial_id, error} of trials that did not finish
+    confirm: Optional[dict] = None  # a search's best config re-run on fresh seeds
+    stopped: int = 0  # trials the scheduler stopped early
+    result_grid: Any = None  # Tune's ResultGrid (ResultGrid.get_dataframe(): a column per parameter)
 
 
 # ---------------------------------------------------------------- trials as plain data
 
 
-def load_sweep(path: Optional[str | Path], overrides: Sequence[str] = ()) -> tuple[Config, SweepConfig]:
-    """An experiment YAML: `sweep.*` keys and overrides go to the sweep, all others to the config
-    (validated once, exactly like `load_config`)."""
-    tree = {}
-    if path is not None:
-        if not Path(path).is_file():
-            raise ConfigError(f"config file not found: {path}")
-        tree = yaml.safe_load(Path(path).read_text()) or {}
+def config_path(name_or_path: str | Path) -> Path:
+    """A config file: a path, or the name of a config shipped with the package (`task_order`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIGS / f"{name_or_path}.yaml"
+    if "/" not in str(name_or_path) and shipped.is_file():
+        return shipped
+    names = shipped_configs()
+    hint = did_you_mean(path.stem, names) if path.suffix in ("", ".yaml", ".yml") else ""
+    raise ConfigError(f"config file not found: {name_or_path}{hint} (or a shipped config: {', '.join(names)})")
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+
+
+def read_tree(path: Optional[str | Path]) -> dict:
+    if path is None:
+        return {}
+    path = config_path(path)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return tree
+
+
+def load_sweep(path: Optional[str | Path], overrides: Sequence[str] = (), smoke: bool = False
+               ) -> tuple[Config, SweepConfig]:
+    """An experiment YAML (a path or a shipped config's name): `sweep.*` keys and overrides go to
+    the sweep, all others to the config (validated once, exactly like `load_config`); the search
+    space is checked against the config. `smoke`: `SMOKE` and the file's `sweep.smoke` first."""
+    tree = read_tree(path)
     sweep_tree = dict(tree.pop("sweep", None) or {})
+    if not isinstance(sweep_tree.get("space", {}), dict):
+        raise ConfigError("sweep.space: expected a mapping of config keys to distributions")
+    sweep_tree["space"] = dict(sweep_tree.get("space") or {})
+    if smoke:
+        overrides = [*SMOKE, *(sweep_tree.get("smoke") or ()), *overrides]
     cfg_overrides = [f"{k}={json.dumps(v)}" for k, v in tree.items()]  # the file's config, as overrides
     for item in overrides:
-        key, _, raw = item.partition("=")
-        if key.startswith("sweep."):
-            sweep_tree[key[len("sweep."):]] = yaml.safe_load(raw) if raw else ""
+        key, eq, raw = item.partition("=")
+        if not eq:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        value = yaml.safe_load(raw) if raw else ""
+        if key.startswith("sweep.space."):
+            sweep_tree["space"][key[len("sweep.space."):]] = value
+        elif key.startswith("sweep."):
+            sweep_tree[key[len("sweep."):]] = value
         else:
             cfg_overrides.append(item)
-    return load_config(None, cfg_overrides), build(SweepConfig, sweep_tree, "sweep")
+    cfg, sweep = load_config(None, cfg_overrides), build(SweepConfig, sweep_tree, "sweep")
+    parse_space(sweep.space, cfg.to_dict())
+    if sweep.orderings == "search" and len(sweep.tasks or cfg.tasks) < 2:
+        raise ConfigError("sweep.orderings: search needs at least 2 tasks")
+    return cfg, sweep
+
+
+def searches(sweep: SweepConfig) -> bool:
+    """Does the sweep search (a space or orderings), so that its best trial needs confirming?"""
+    return bool(sweep.space) or sweep.orderings == "search"
 
 
 def orderings(names: Sequence[str], sample: Optional[int] = None, seed: int = 0) -> list[tuple[str, ...]]:
@@ -135,6 +231,8 @@ def trials_for(cfg: Config, sweep: SweepConfig) -> list[dict]:
     names = list(sweep.tasks) or [t.name for t in cfg.tasks]
     if sweep.orderings == "config":
         orders = [tuple(cfg.stream.ordering or names)]
+    elif sweep.orderings == "search":
+        orders = []  # searched: random keys per task (cl_sim.search_space), not an axis
     else:
         orders = orderings(names, sweep.sample, sweep.sample_seed)
     axes = {"ordering": orders, "method": sweep.methods, "seed": sweep.seeds, "teacher_count": sweep.teacher_counts,
@@ -151,24 +249,50 @@ def dispatch_order(trials: list[dict]) -> list[dict]:
     return sorted(trials, key=lambda p: tuple(reversed(p.get("ordering") or ())))
 
 
+def trial_ordering(params: dict) -> Optional[tuple[str, ...]]:
+    """The trial's ordering: an axis value (tuple or `a>b>c`), or decoded from random keys."""
+    order = params.get("ordering")
+    if isinstance(order, str):
+        return tuple(order.split(">"))
+    if order is not None:
+        return tuple(order)
+    return ordering_from_keys(params) or None
+
+
+def searched(params: dict) -> dict:
+    """The params a search space set: dotted config keys (not axes, not ordering keys)."""
+    return {k: v for k, v in params.items() if k not in PARAMS and not k.startswith(ORDER_PREFIX)}
+
+
 def trial_id(params: dict) -> str:
     """Readable and deterministic (Tune's own trial ids change from run to run)."""
     parts = [params.get("method", "cfg"), f"s{params.get('seed', 'cfg')}"]
-    if "ordering" in params:
-        parts.append(">".join(params["ordering"]))
+    if (order := trial_ordering(params)) is not None:
+        parts.append(">".join(order))
     tags = {"teacher_count": "tc", "low_shot_fraction": "ls", "i2i_variant": ""}
-    return "-".join(str(p) for p in parts + [f"{tag}{params[k]}" for k, tag in tags.items() if k in params])
+    parts += [f"{tag}{params[k]}" for k, tag in tags.items() if params.get(k) is not None]
+    space = ",".join(f"{k}={short_value(v)}" for k, v in sorted(searched(params).items()))
+    return "-".join(str(p) for p in parts + ([space] if space else []))
 
 
 def trial_config(base: dict, params: dict) -> Config:
     """Base config (a `Config.to_dict()`) with the trial's params applied, validated; a method
-    without teachers drops the base config's teacher_count."""
+    without teachers drops the base config's teacher_count. Params that are None are not set."""
     tree = copy.deepcopy(base)
+    keys = set(flat_keys(base))
     for name, value in params.items():
-        if name not in PARAMS:
-            raise ConfigError(f"trial param '{name}' is unknown (known: {', '.join(PARAMS)})")
-        section, key = PARAMS[name]
-        tree[section][key] = list(value) if name == "ordering" else value
+        if value is None or name.startswith(ORDER_PREFIX):
+            continue
+        if name in PARAMS:
+            section, key = PARAMS[name]
+            tree[section][key] = list(trial_ordering(params)) if name == "ordering" else value
+        elif name in keys:
+            set_key(tree, name, value)
+        else:
+            raise ConfigError(f"trial param '{name}' is unknown{did_you_mean(name, [*PARAMS, *keys])} "
+                              f"(known: {', '.join(PARAMS)} or a config key)")
+    if any(k.startswith(ORDER_PREFIX) for k in params):
+        tree["stream"]["ordering"] = list(ordering_from_keys(params))
     if tree["method"]["name"] not in USES_TEACHERS:  # a base teacher_count must not reject st_a trials
         tree["method"]["teacher_count"] = None
     cfg = build(Config, tree)
@@ -177,14 +301,16 @@ def trial_config(base: dict, params: dict) -> Config:
 
 
 def trial_columns(cfg: Config, params: dict) -> dict:
-    """The columns that say which trial a row belongs to (NaN where a method ignores a param)."""
+    """The columns that say which trial a row belongs to (NaN where a method ignores a param), and
+    one column per searched config key (`training.lr`)."""
     m = cfg.method
     i2i, tc = m.name == "i2i", m.teacher_count
+    order = trial_ordering(params) or cfg.stream.ordering or tuple(t.name for t in cfg.tasks)
     return {"trial_id": trial_id(params), "method": m.name, "seed": cfg.training.seed,
-            "ordering": ">".join(params.get("ordering") or cfg.stream.ordering),
+            "ordering": ">".join(order),
             "teacher_count": float(tc) if m.name in USES_TEACHERS and tc is not None else math.nan,
             "low_shot_fraction": m.low_shot_fraction if i2i else math.nan,
-            "i2i_variant": m.i2i_variant if i2i else None}
+            "i2i_variant": m.i2i_variant if i2i else None, **searched(params)}
 
 
 def absolute_paths(cfg: Config) -> Config:
@@ -210,7 +336,7 @@ def sweep_tables(reports: list[dict]) -> dict[str, pd.DataFrame]:
     """One table per kind of row; trials in id order, rows in run order: deterministic."""
     reports = sorted(reports, key=lambda r: r["trial_id"])
     tables = {name: pd.DataFrame([row for r in reports for row in r["rows"][name]]) for name in ROW_TABLES}
-    trials = [{**{k: v for k, v in r["rows"]["tasks"][0].items() if k in TRIAL_COLUMNS},
+    trials = [{**{k: v for k, v in r["rows"]["tasks"][0].items() if k in TRIAL_COLUMNS or k in r.get("searched", {})},
                **{k: r["summary"].get(k) for k in SUMMARY}} for r in reports]
     tables["trials"] = pd.DataFrame(trials)
     return tables

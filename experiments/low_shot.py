@@ -3,7 +3,7 @@
 and is the flat reference line) on the config's ordering (or sweep.orderings=all sweep.sample=K),
 x seeds; one Ray Tune trial per setting.
 
-    python experiments/low_shot.py --smoke-test
+    python experiments/low_shot.py --smoke-test          # = cl-sim sweep low_shot --smoke-test
     python experiments/low_shot.py                                   # MiniLM, 2 CPU cores: minutes
     python experiments/low_shot.py sweep.low_shot_fractions=[0.05,0.1,0.5] sweep.i2i_variants=[FL,LL]
     python experiments/low_shot.py --address auto                    # a running `ray start` cluster
@@ -17,16 +17,5 @@ import sys
 
 from _common import main
 
-
-def trials(cfg, sweep):
-    from cl_sim.errors import ConfigError
-    from cl_sim.sweep import trials_for
-
-    if not (sweep.low_shot_fractions and sweep.i2i_variants):
-        raise ConfigError("sweep.low_shot_fractions and sweep.i2i_variants: both must list values")
-    return trials_for(cfg, sweep)
-
-
 if __name__ == "__main__":
-    sys.exit(main(__doc__, "low_shot", ["sweep.name=low_shot_smoke", "sweep.low_shot_fractions=[0.25,1.0]",
-                                        "sweep.i2i_variants=[FL,LL]", "sweep.seeds=[0]"], trials))
+    sys.exit(main(__doc__, "low_shot"))

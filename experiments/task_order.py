@@ -1,7 +1,7 @@
 """Does the order tasks arrive in change what a method gains? All orderings (or a seeded sample)
 of the config's tasks x methods x seeds, one Ray Tune trial each; one results table per sweep.
 
-    python experiments/task_order.py --smoke-test                   # tiny model: seconds
+    python experiments/task_order.py --smoke-test   # = cl-sim sweep task_order --smoke-test; tiny model: seconds
     python experiments/task_order.py                                # MiniLM, 2 CPU cores: minutes
     python experiments/task_order.py --sample 4 sweep.methods=[st_a,fusion] training.epochs=2
     python experiments/task_order.py sweep.sample=null sweep.seeds=[0,1]    # all orderings, 2 seeds
@@ -17,12 +17,5 @@ import sys
 
 from _common import main
 
-
-def trials(cfg, sweep):
-    from cl_sim.sweep import trials_for
-
-    return trials_for(cfg, sweep)  # orderings x sweep.methods x sweep.seeds
-
-
 if __name__ == "__main__":
-    sys.exit(main(__doc__, "task_order", ["sweep.name=task_order_smoke", "sweep.sample=2", "sweep.seeds=[0,1]"], trials))
+    sys.exit(main(__doc__, "task_order"))

@@ -2,7 +2,7 @@
 method is ST-A) for I2I and AdapterDistillation on the config's ordering (or on a sample of
 orderings with sweep.orderings=all sweep.sample=K), x seeds; one Ray Tune trial per setting.
 
-    python experiments/teacher_count.py --smoke-test
+    python experiments/teacher_count.py --smoke-test          # = cl-sim sweep teacher_count --smoke-test
     python experiments/teacher_count.py                              # MiniLM, 2 CPU cores: minutes
     python experiments/teacher_count.py method.teacher_selection=similar sweep.teacher_counts=[0,2]
     python experiments/teacher_count.py --address auto               # a running `ray start` cluster
@@ -12,19 +12,9 @@ orderings with sweep.orderings=all sweep.sample=K), x seeds; one Ray Tune trial 
 Results: <output.dir>/<sweep.name>/tasks.parquet (one row per trial x task, column teacher_count),
 report.md with the teacher-count curves; phases trained / reused in counts.json.
 """
-import dataclasses
 import sys
 
 from _common import main
 
-
-def trials(cfg, sweep):
-    from cl_sim.sweep import trials_for
-
-    n = len(sweep.tasks or cfg.tasks)
-    counts = sweep.teacher_counts or tuple(range(n))  # 0 .. n-1: the most a stream of n can use
-    return trials_for(cfg, dataclasses.replace(sweep, teacher_counts=counts))
-
-
 if __name__ == "__main__":
-    sys.exit(main(__doc__, "teacher_count", ["sweep.name=teacher_count_smoke", "sweep.seeds=[0]"], trials))
+    sys.exit(main(__doc__, "teacher_count"))

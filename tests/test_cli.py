@@ -77,9 +77,47 @@ def test_quiet_prints_results_only_and_normal_prints_a_line_per_phase(tmp_path, 
     assert "accuracy matrix" in quiet.out and "phases trained 0" in quiet.out  # the results are still there
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "report", "show-config", "store"])
+@pytest.mark.parametrize("command", ["run", "sweep", "validate", "report", "show-config", "store"])
 def test_every_command_has_its_own_help(command, capsys):
     assert main([command, "--help"]) == 0  # never "config file not found: --help"
     out = capsys.readouterr().out
     assert out.startswith(f"cl-sim {command}")
     assert "RUN_DIR" in out if command == "report" else "key=value" in out
+
+
+def test_help_parses_without_importing_ray_or_torch():
+    code = ("import sys, time; t = time.perf_counter(); from cl_sim.cli import main\n"
+            "main(['sweep', '--help'])\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'torch', 'transformers', 'pandas'})\n"
+            "print('HEAVY', heavy, round(time.perf_counter() - t, 3))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "cl-sim sweep CONFIG|NAME" in proc.stdout and "--smoke-test" in proc.stdout and "usage: cl-sim" in proc.stdout
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.startswith("HEAVY []"), line
+    assert float(line.split()[-1]) < 1.0  # the import and both helps (not the interpreter's start)
+
+
+def test_show_config_and_validate_read_sweep_files(tmp_path, capsys):
+    assert main(["show-config", "experiments/configs/task_order.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert yaml.safe_load(out)["sweep"]["methods"] == ["st_a", "i2i"] and "backbone:" in out
+    assert main(["show-config", "hparam_search", "sweep.search=random"]) == 0  # a shipped config by name
+    assert yaml.safe_load(capsys.readouterr().out)["sweep"]["space"]["training.lr"] == {"loguniform": [1e-4, 1e-2]}
+    assert main(["validate", "hparam_search", "backbone.name=tiny-bert"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep ok: hparam_search" in out and "space: training.lr, adapter.reduction_factor" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "task_order", "--smoke-tset"], "unknown flag '--smoke-tset' (did you mean '--smoke-test'?)"),
+    (["swep", "task_order"], "unknown command 'swep' (did you mean 'sweep'?)"),
+    (["sweep", "task_ordr"], "did you mean 'task_order'?"),
+    (["show-config", "training.lrr=1"], "unknown config key 'training.lrr' (did you mean 'training.lr'?)"),
+    (["show-config", "tasks.0.n_trian=1"], "did you mean 'tasks.0.n_train'?"),
+    (["sweep", "hparam_search", "sweep.space.training.lrr={uniform: [0, 1]}"], "did you mean 'training.lr'?"),
+])
+def test_mistyped_flags_keys_and_names_say_what_was_meant(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -104,3 +104,21 @@ def test_reproduce_smoke_writes_results_from_the_tables(tmp_path):
     for needle in ("ST-A - full FT, cb", "Fusion - ST-A", "AdapterDistillation - Fusion", "KT vs matched ST-A",
                    "mean forgetting", "Seeds: [0, 1]", "--studies nli --local --smoke-test", "Scale: tiny-bert"):
         assert needle in text, needle
+
+
+def test_cl_sim_sweep_hparam_search_with_optuna_and_asha(tmp_path):
+    """The must-show search: Optuna over training.lr and adapter.reduction_factor, ASHA over arrivals,
+    a column per searched key, the best config re-run on fresh seeds."""
+    pytest.importorskip("optuna")
+    proc = subprocess.run([sys.executable, "-m", "cl_sim.cli", "sweep", "hparam_search", "--smoke-test", "--local",
+                           "--address", "local", f"output.dir={tmp_path}", f"execution.store_dir={tmp_path / 'store'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "hparam_search_smoke"
+    tasks = pd.read_parquet(out / "tasks.parquet")
+    assert {"training.lr", "adapter.reduction_factor"} <= set(tasks.columns)
+    assert tasks["training.lr"].between(1e-4, 1e-2).all()
+    assert "asha: stopped" in proc.stdout and "trials early" in proc.stdout  # how many ASHA stopped, printed
+    confirm = json.loads((out / "confirm.json").read_text())
+    assert len(confirm["seeds"]) == 2 and 0 not in confirm["seeds"] and "biased upward" in confirm["note"]
+    assert "best config:" in proc.stdout and "on fresh seeds" in proc.stdout

@@ -3,6 +3,13 @@
     out = run_trial(cfg.to_dict(), {"ordering": ("a", "b"), "method": "i2i", "seed": 0})
     out["rows"]["tasks"]            # + trial_id, summary, trained / reused by kind, overheads
 
+Every report a trial makes has one schema (`arrival_report`): `arrival`, `task`, `score` (the
+arriving task's score), `running_avg` (mean score over the tasks seen so far: after the last
+arrival it is the stream's avg_accuracy), `ordering`, `name` (the readable trial id) and `done`.
+The last arrival is not reported here: the trial's final report (`done=True`, with the summary and
+the rows as a checkpoint) carries it, so a scheduler that stops a trial at its last arrival cannot
+stop it before its rows are saved.
+
 Phases go through `open_executor` with the trial's config (the driver resolved it: `executor`
 local or ray, the pool's shape). A phase key is trained once: the store actor's claims (Ray), or
 a file lock per key in the store folder (local trials in several processes; on several nodes
@@ -20,7 +27,7 @@ from typing import Callable, Optional
 
 from cl_sim.execution.base import Log, open_executor
 from cl_sim.storage import is_uri
-from cl_sim.sweep import ROW_TABLES, trial_columns, trial_config, trial_id
+from cl_sim.sweep import ROW_TABLES, searched, trial_columns, trial_config, trial_id
 
 # Test hook: a trial whose id equals this variable's value fails before it trains anything.
 FAIL_ENV = "CL_SIM_TEST_FAIL_TRIAL"
@@ -74,11 +81,18 @@ def make_trial_executor(cfg, tasks: dict, threads: int, log: Log) -> CountingExe
     return CountingExecutor(inner, lock_dir=lock_dir)
 
 
+def arrival_report(metrics: dict, name: str, order: tuple, done: bool = False) -> dict:
+    """One report's stable keys, from `run_stream`'s per-arrival metrics."""
+    return {"arrival": metrics["arrival"], "task": metrics["task"], "score": metrics["score"],
+            "running_avg": metrics["avg_seen"], "ordering": ">".join(order), "name": name, "done": done}
+
+
 def run_trial(base: dict, params: dict, threads: int = 1, log: Log = print,
               report: Optional[Callable[[dict], None]] = None) -> dict:
-    """Run one trial: {trial_id, summary, trained, reused (by kind), overheads, rows (per table)}.
+    """Run one trial: {trial_id, summary, trained, reused (by kind), overheads, rows (per table),
+    searched (the searched config keys' values), last (the last arrival's report)}.
 
-    `report` gets one dict of metrics per arrival (Tune's `tune.report`)."""
+    `report` gets `arrival_report` after every arrival but the last (Tune's `tune.report`)."""
     from cl_sim.simulate import run_stream
     from cl_sim.tasks import load_tasks
 
@@ -87,14 +101,21 @@ def run_trial(base: dict, params: dict, threads: int = 1, log: Log = print,
         raise RuntimeError(f"trial {tid} failed on purpose ({FAIL_ENV})")
     tagged = lambda m: log(f"[{tid}] {m}")  # noqa: E731
     tasks = load_tasks(cfg)
+    order = tuple(cfg.stream.ordering or (t.name for t in cfg.tasks))
+    seen: list[dict] = []
+
+    def on_arrival(metrics: dict) -> None:
+        seen.append(arrival_report(metrics, tid, order))
+        if report is not None and metrics["arrival"] < len(order):
+            report(seen[-1])
+
     executor = make_trial_executor(cfg, tasks, threads, tagged)
     try:
-        rec = run_stream(cfg, tasks, executor, params.get("ordering") or cfg.stream.ordering, run_id=tid, log=tagged,
-                         on_arrival=report)
+        rec = run_stream(cfg, tasks, executor, order, run_id=tid, log=tagged, on_arrival=on_arrival)
     finally:
         executor.close()
     ident = trial_columns(cfg, params)
     rows = {name: [{**ident, **r} for r in getattr(rec, name)] for name in ROW_TABLES}
     return {"trial_id": tid, "summary": rec.summary, "trained": dict(executor.trained),
             "reused": dict(executor.reused), "overheads": list(getattr(executor.inner, "overheads", [])),
-            "rows": rows}
+            "rows": rows, "params": params, "searched": searched(params), "last": {**seen[-1], "done": True}}

@@ -146,19 +146,22 @@ def test_trials_report_each_arrival_to_tune_and_a_failed_trial_keeps_the_others(
     assert [f["trial_id"] for f in res.failures] == ["st_a-s0-b>a"]
     assert "failed on purpose" in res.failures[0]["error"]
     assert json.loads(res.paths["failures"].read_text()) == res.failures
-    # Tune's own JSON logger saw every arrival as it happened, then the trial's summary
-    [log] = list((tmp_path / "out" / "f" / "tune" / "f").glob("*trial=st_a-s0-a_b*/result.json"))
+    # Tune's own JSON logger saw every arrival as it happened; the last one is the final report,
+    # with the summary: one schema (arrival, task, score, running_avg, done) throughout
+    [log] = list((tmp_path / "out" / "f" / "tune" / "f").glob("st_a-s0-a_b_*/result.json"))
     results = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [r.get("task") for r in results] == ["a", "b", None]
-    assert results[1]["arrival"] == 2 and 0.0 <= results[1]["avg_seen"] <= 1.0
-    assert results[-1]["phases_trained"] > 0 and "avg_accuracy" in results[-1]
+    assert [(r["arrival"], r["task"], r["done"]) for r in results] == [(1, "a", False), (2, "b", True)]
+    assert all(0.0 <= r["running_avg"] <= 1.0 and r["name"] == "st_a-s0-a>b" for r in results)
+    assert results[-1]["phases_trained"] > 0 and results[-1]["running_avg"] == pytest.approx(results[-1]["avg_accuracy"])
+    params = json.loads((log.parent / "params.json").read_text())  # every axis a Tune parameter, by name
+    assert params["method"] == "st_a" and params["seed"] == 0 and params["ordering"] == "a>b"
 
 
 def test_progress_lines_show_phases_and_trials(monkeypatch):
     """The sweep's live lines: per finished trial, and a heartbeat with the pool's phase counts."""
     class T:
         def __init__(self, status, trial="x"):
-            self.status, self.config = status, {"trial": trial}
+            self.status, self.config, self.trial_id = status, {"trial": trial}, trial
 
     lines, clock = [], [0.0]
     monkeypatch.setattr(ray_tune.time, "monotonic", lambda: clock[0])
