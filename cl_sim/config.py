@@ -306,6 +306,9 @@ class ExecutionConfig:
     # passed since its start or last checkpoint: a report costs ~0.2 s, and a lost worker redoes less
     # than this much work; 0 = after every epoch
     checkpoint_every_s: float = 30.0
+    # on a cluster that autoscales, how long the pool waits for the GPUs (CPUs) its workers need before
+    # it gives up with an error (it asks the autoscaler for them and prints progress while it waits)
+    scale_timeout_s: float = 900.0
     store_dir: str = "runs/store"
 
     def __post_init__(self):
@@ -315,6 +318,7 @@ class ExecutionConfig:
         _positive("execution.cpus_per_worker", self.cpus_per_worker, allow_zero=True)
         _positive("execution.max_failures", self.max_failures, allow_zero=True)
         _positive("execution.checkpoint_every_s", self.checkpoint_every_s, allow_zero=True)
+        _positive("execution.scale_timeout_s", self.scale_timeout_s, allow_zero=True)
         if not self.store_dir:
             raise ConfigError("execution.store_dir: must name a folder")
 
