@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from cl_sim.errors import CLSimError
+from cl_sim.errors import CLSimError, PhaseFailed
 
 
 def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -363,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     except CLSimError as exc:
         print(f"cl-sim: error: {exc}", file=sys.stderr)
         return 2
+    except PhaseFailed as exc:  # the work failed where it ran (a Ray worker): one line, status 1
+        print(f"cl-sim: failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
