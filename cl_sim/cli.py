@@ -104,7 +104,12 @@ def cmd_run(args: list[str]) -> int:
     finally:
         executor.close()
     write_run(cfg, rec, out, executor)
+    from cl_sim.tb_events import write_events
+
+    events = write_events(out / "tensorboard", Store(cfg.execution.store_dir), rec)  # the durable files
     print_run(rec, out)
+    print(f"tensorboard --logdir {events}  (per-step loss, dev scores)" if events
+          else "tensorboard: no event files (pip install tensorboardX)")
     print(overhead_line(cfg, opened, getattr(executor, "overheads", [])))
     print(f"phases trained {executor.trained}, reused from store {executor.reused}; "
           f"{time.perf_counter() - start:.1f} s")

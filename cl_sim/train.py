@@ -56,6 +56,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     total = max(1, epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total))
     first_epoch, steps, examples, losses = 0, 0, 0, []
+    curve: list[float] = []  # mean loss per optimizer step (this process's steps; a resumed phase: from there)
     if resume is not None:
         first_epoch, steps, examples = resume["epoch"] + 1, resume["steps"], resume["examples"]
         model.load_state_dict(resume["model"], strict=False)
@@ -83,6 +84,8 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
             losses.append(float(loss.detach()))
             examples += int(batch["labels"].shape[0]) * dist.world_size
             if (i + 1) % phase.grad_accum == 0 or i + 1 == len(batches):
+                micro = (i % phase.grad_accum) + 1  # micro-batches in this step
+                curve.append(round(float(np.mean(losses[-micro:])), 5))
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
@@ -108,7 +111,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
                  "dev_examples": dev_count,
                  "examples": examples, "steps": steps, "train_examples": len(data),
                  "train_indices": None if indices is None else indices.tolist(),
-                 "teacher_cached": cache is not None, "wall_s": time.perf_counter() - start,
+                 "teacher_cached": cache is not None, "wall_s": time.perf_counter() - start, "loss_curve": curve,
                  "trainable_params": sum(p.numel() for p in params)},
         attention=attention_of(model, "fusion") if record and dev_score is not None else None,
     )

@@ -121,3 +121,34 @@ def test_show_config_and_validate_read_sweep_files(tmp_path, capsys):
 def test_mistyped_flags_keys_and_names_say_what_was_meant(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def _events(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Scalars of TensorBoard event files, read with tensorboardX's protos (no tensorboard needed)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict = {}
+    for path in folder.glob("events.out.tfevents.*"):
+        data = path.read_bytes()
+        at = 0
+        while at < len(data):
+            (n,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + n])
+            at += 12 + n + 4
+            for v in event.summary.value:
+                scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return scalars
+
+
+def test_run_writes_tensorboard_events_with_per_step_loss(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tensorboardX")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["run", str(_config(tmp_path)), "--local", "output.name=tb", "training.epochs=2"]) == 0
+    assert "tensorboard --logdir" in capsys.readouterr().out
+    scalars = _events(tmp_path / "out" / "tb" / "tensorboard")
+    loss = scalars["loss/1-a/adapter"]
+    assert [s for s, _ in loss] == list(range(1, len(loss) + 1)) and len(loss) == 4  # 32 examples / 16 x 2 epochs
+    assert all(v > 0 for _, v in loss)
+    assert len(scalars["dev_score/adapter"]) == 2 and [s for s, _ in scalars["stream/running_avg"]] == [1, 2]
