@@ -300,19 +300,17 @@ def cmd_store(args: list[str]) -> int:
         raw = rest[1]
     else:
         raw = _load(rest).execution.store_dir
-    root = Path(raw)
-    if "://" in raw:
-        raise ConfigError("store: ls/verify/gc work on local or NFS folders; for an object store, use its own "
-                          "tools on the bucket (the layout is the same: states/, manifest/, scores/)")
-    if not (root / "manifest").is_dir():
+    root = raw if "://" in raw else Path(raw)
+    if "://" not in raw and not (root / "manifest").is_dir():
         raise ConfigError(f"store: {root} is not a cl_sim store (no manifest/ folder)")
-    store = Store(root)
+    store = Store(root)  # a folder or an object-store URI (s3://...): the same layout
     if sub == "ls":
         rows = store_admin.list_entries(store)
         for r in rows:
             state = "current" if r["current"] else "other-version"
+            age = "      ?  " if r["age_s"] is None else f"{r['age_s'] / 3600:>7.1f} h"
             print(f"{r['key']:<30} {r['kind']:<8} {r['task']:<14} {r['bytes'] / 1024:>9.1f} KiB "
-                  f"{r['age_s'] / 3600:>7.1f} h  {r['fingerprint']:<19} {state}")
+                  f"{age}  {r['fingerprint']:<19} {state:<13} {r['ran']}")
         n_cur = sum(r["current"] for r in rows)
         print(f"{len(rows)} entries ({n_cur} current, {len(rows) - n_cur} from other code versions), "
               f"{sum(r['bytes'] for r in rows) / 2**20:.1f} MiB in {root}")
@@ -325,9 +323,9 @@ def cmd_store(args: list[str]) -> int:
         return 1 if problems else 0
     plan = store_admin.gc_plan(store)
     for r in plan:
-        print(f"{'remove' if delete else 'would remove'}  {r.path.relative_to(root)}  ({r.reason})")
+        print(f"{'remove' if delete else 'would remove'}  {r.path}  ({r.reason})")
     if delete:
-        n = store_admin.remove(plan)
+        n = store_admin.remove(store, plan)
         print(f"gc {root}: removed {len(plan)} files ({n} entries)")
     else:
         print(f"gc {root}: {len(plan)} files would be removed (dry run; add --delete to remove them)")

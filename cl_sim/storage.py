@@ -80,6 +80,27 @@ class Files:
         return sorted(i.base_name[: -len(suffix)] for i in infos
                       if i.type == fs.FileType.File and i.base_name.endswith(suffix))
 
+    def mtime(self, rel: str) -> Optional[float]:
+        """Last modification, seconds since the epoch (None when the filesystem does not say)."""
+        if not self.uri:
+            return Path(self._p(rel)).stat().st_mtime
+        info = self.fs.get_file_info(self._p(rel))
+        return info.mtime.timestamp() if info.mtime is not None else None
+
+    def delete(self, rel: str) -> None:
+        """Remove one file (gone already is fine)."""
+        if not self.uri:
+            Path(self._p(rel)).unlink(missing_ok=True)
+        elif self.exists(rel):
+            self.fs.delete_file(self._p(rel))
+
+    def leftovers(self) -> list[str]:
+        """Temporary files of interrupted local writes (`folder/.name.tmp`); an object store has
+        none: its writes are single PUTs."""
+        if self.uri:
+            return []
+        return sorted(p.relative_to(self.base).as_posix() for p in Path(self.base).glob("*/.*.tmp"))
+
     def size(self, rel: str) -> Optional[int]:
         if not self.uri:
             return Path(self._p(rel)).stat().st_size

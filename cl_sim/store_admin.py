@@ -11,14 +11,14 @@ whose weights differ when it opens the store.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from cl_sim.errors import StoreError
 from cl_sim import fingerprint as fp
-from cl_sim.store import Store, manifest_check, sha256_file
+from cl_sim.store import Store, manifest_check
 
 
 def _manifest(store: Store, key: str) -> dict | None:
@@ -30,7 +30,20 @@ def _manifest(store: Store, key: str) -> dict | None:
 
 def is_current(entry: dict) -> bool:
     parts = entry.get("fingerprint_parts") or {}
-    return parts.get("code") == fp.code_version() and parts.get("versions") == fp.dependency_versions()
+    versions = {k: fp.public_version(v) for k, v in (parts.get("versions") or {}).items()}  # entries before tags were dropped
+    return parts.get("code") == fp.code_version() and versions == fp.dependency_versions()
+
+
+def where_ran(entry: dict) -> str:
+    """`ray 2x cuda:0 (NVIDIA A10G, torch 2.13.0+cu128)`: executor, workers, device and torch build."""
+    ex = entry.get("execution") or {}
+    if not ex:
+        return "-"
+    device = ex.get("device", "?")
+    name = ex.get("device_name")
+    build = ex.get("torch")
+    detail = ", ".join(x for x in (name if name and name != "cpu" else None, f"torch {build}" if build else None) if x)
+    return f"{ex.get('executor', '?')} {ex.get('workers', 1)}x {device}" + (f" ({detail})" if detail else "")
 
 
 def list_entries(store: Store) -> list[dict]:
@@ -39,10 +52,10 @@ def list_entries(store: Store) -> list[dict]:
     for key in store.keys():
         entry = _manifest(store, key) or {}
         phase = entry.get("phase", {})
-        path = store.root / "manifest" / f"{key}.json"
+        mtime = store.files.mtime(f"manifest/{key}.json")
         rows.append({"key": key, "kind": phase.get("kind", "?"), "task": phase.get("task", "?"),
-                     "bytes": entry.get("bytes", 0), "age_s": now - path.stat().st_mtime,
-                     "fingerprint": entry.get("fingerprint", "none"),
+                     "bytes": entry.get("bytes", 0), "age_s": None if mtime is None else now - mtime,
+                     "fingerprint": entry.get("fingerprint", "none"), "ran": where_ran(entry),
                      "current": bool(entry) and is_current(entry)})
     return rows
 
@@ -58,23 +71,22 @@ def verify(store: Store) -> list[str]:
             continue
         if "check" in entry and manifest_check(entry) != entry["check"]:
             problems.append(f"{key}: manifest entry does not match its check")
-        path = store.root / "states" / f"{key}.safetensors"
-        if not path.is_file():
-            problems.append(f"{key}: state file {path.name} is missing")
-        elif (digest := sha256_file(path)) != entry["sha256"]:
-            problems.append(f"{key}: {path.name} sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
-    for path in sorted((store.root / "scores").glob("*.json")):
+        state = f"states/{key}.safetensors"
+        if not store.files.exists(state):
+            problems.append(f"{key}: state file {key}.safetensors is missing")
+        elif (digest := hashlib.sha256(store.files.read(state)).hexdigest()) != entry["sha256"]:
+            problems.append(f"{key}: {key}.safetensors sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
+    for name in store.files.names("scores", ".json"):
         try:
-            score = json.loads(path.read_text())["score"]
-            float(score)
+            float(json.loads(store.files.read(f"scores/{name}.json"))["score"])
         except (ValueError, KeyError, TypeError):
-            problems.append(f"score {path.stem}: cache file is corrupt")
+            problems.append(f"score {name}: cache file is corrupt")
     return problems
 
 
 @dataclass
 class Removal:
-    path: Path
+    path: str  # relative to the store's root: `manifest/<key>.json`, `states/<key>.safetensors`, ...
     reason: str
 
 
@@ -88,32 +100,30 @@ def gc_plan(store: Store) -> list[Removal]:
             current.add(key)
             continue
         why = "another code version" if entry is not None else "corrupt manifest"
-        plan.append(Removal(store.root / "manifest" / f"{key}.json", why))
-        state = store.root / "states" / f"{key}.safetensors"
-        if state.is_file():
-            plan.append(Removal(state, why))
+        plan.append(Removal(f"manifest/{key}.json", why))
+        if store.files.exists(f"states/{key}.safetensors"):
+            plan.append(Removal(f"states/{key}.safetensors", why))
     listed = set(store.keys())
-    for state in sorted((store.root / "states").glob("*.safetensors")):
-        if state.stem not in listed:
-            plan.append(Removal(state, "no manifest entry"))
-    for tmp in sorted(store.root.glob("*/.*.tmp")):
+    for name in store.files.names("states", ".safetensors"):
+        if name not in listed:
+            plan.append(Removal(f"states/{name}.safetensors", "no manifest entry"))
+    for tmp in store.files.leftovers():
         plan.append(Removal(tmp, "interrupted write"))
-    for path in sorted((store.root / "scores").glob("*.json")):
+    for name in store.files.names("scores", ".json"):
         try:
-            refs = json.loads(path.read_text()).get("refs") or []
+            refs = json.loads(store.files.read(f"scores/{name}.json")).get("refs") or []
         except ValueError:
             refs = []
         if not refs or not set(refs) <= current:
-            plan.append(Removal(path, "score of entries that are gone or not current"))
+            plan.append(Removal(f"scores/{name}.json", "score of entries that are gone or not current"))
     return plan
 
 
-def remove(plan: list[Removal]) -> int:
+def remove(store: Store, plan: list[Removal]) -> int:
     """Delete the planned files (manifests first, so no listed entry loses its state file)."""
-    ordered = sorted(plan, key=lambda r: r.path.parent.name != "manifest")
-    for r in ordered:
-        r.path.unlink(missing_ok=True)
-    return sum(1 for r in plan if r.path.parent.name == "manifest")
+    for r in sorted(plan, key=lambda r: not r.path.startswith("manifest/")):
+        store.files.delete(r.path)
+    return sum(1 for r in plan if r.path.startswith("manifest/"))
 
 
 def foreign_note(store: Store, backbone: str) -> str | None:

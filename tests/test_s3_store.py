@@ -56,6 +56,33 @@ def test_cl_sim_run_with_an_s3_store_reuses_it_on_a_rerun(s3, tmp_path, capsys):
     assert len(Store(uri).keys()) == 1
 
 
+def test_store_ls_verify_gc_work_on_s3(s3, capsys, monkeypatch):
+    from cl_sim import fingerprint as fp
+
+    uri = s3("admin/store")
+    store = Store(uri)
+    store.put("adapter-k", {"adapter": {"w": torch.arange(4.0)}}, {"metrics": {}, **_stamp()})
+    store.files.write("states/adapter-orphan.safetensors", b"x")
+    assert main(["store", "ls", "--store", uri]) == 0
+    assert "adapter-k" in capsys.readouterr().out
+    assert main(["store", "verify", "--store", uri]) == 0
+    store.files.write("states/adapter-k.safetensors", b"damaged")
+    assert main(["store", "verify", "--store", uri]) == 1
+    assert "adapter-k: adapter-k.safetensors sha256" in capsys.readouterr().out
+    assert main(["store", "gc", "--store", uri, "--delete"]) == 0
+    out = capsys.readouterr().out
+    assert "states/adapter-orphan.safetensors  (no manifest entry)" in out and "manifest/adapter-k" not in out
+    monkeypatch.setattr(fp, "code_version", lambda root=fp.PACKAGE: "next-version")
+    assert main(["store", "gc", "--store", uri, "--delete"]) == 0
+    assert Store(uri).keys() == [] and Store(uri).files.names("states", ".safetensors") == []
+
+
+def _stamp() -> dict:
+    from cl_sim import fingerprint as fp
+
+    return {"fingerprint": "fp-x", "fingerprint_parts": {"code": fp.code_version(), "versions": fp.dependency_versions()}}
+
+
 @pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_ray_train_phases_write_store_and_checkpoints_to_s3(s3, tmp_path):

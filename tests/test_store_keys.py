@@ -177,3 +177,29 @@ def test_every_module_a_phase_or_evaluation_runs_is_hashed_or_declared_keyed_els
     assert "teacher_cache.py" in used and "teacher_cache.py" in hashed
     unlisted = used - hashed - set(fp.KEYED_ELSEWHERE)
     assert not unlisted, f"add to fingerprint.RESULT_MODULES (or KEYED_ELSEWHERE, with the reason): {sorted(unlisted)}"
+
+
+def test_a_torch_build_tag_is_not_a_code_difference(monkeypatch):
+    """The CPU head runs `2.13.0+cpu`, GPU nodes `2.13.0` (or `+cu128`): one fingerprint for both,
+    so GPU-trained entries are neither "from another code version" nor deleted by `store gc`."""
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    prints = set()
+    for build in ("2.13.0+cpu", "2.13.0", "2.13.0+cu128"):
+        monkeypatch.setattr(importlib.metadata, "version", lambda d, b=build: b if d == "torch" else real(d))
+        fp.clear_caches()
+        prints.add(fp.fingerprint("tiny-bert"))
+        assert fp.dependency_versions()["torch"] == "2.13.0"
+    assert len(prints) == 1
+
+
+def test_entries_record_where_they_ran_and_ls_shows_it(tmp_path, capsys):
+    import torch
+
+    root = _cli_store(tmp_path)
+    [key] = Store(root).keys()
+    ran = Store(root).meta(key)["execution"]
+    assert (ran["device"], ran["workers"], ran["torch"]) == ("cpu", 1, torch.__version__)
+    assert main(["store", "ls", "--store", str(root)]) == 0
+    assert f"local 1x cpu (torch {torch.__version__})" in capsys.readouterr().out

@@ -115,7 +115,8 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict], ever
     if dist.rank == 0:
         from cl_sim.execution.devices import runtime_record
 
-        execution = {"executor": "ray", **runtime_record(dist.device, dist.world_size), **info}
+        execution = {"executor": "ray", **runtime_record(dist.device, dist.world_size),
+                     "node_id": ray.get_runtime_context().get_node_id(), **info}
         # the fingerprint the driver computed the key with (one per job): a node with another torch
         # build or image must not record a different one for the same key
         store.put(key, out.states, phase_meta(phase, out.metrics, out.attention, execution=execution,
