@@ -7,12 +7,15 @@ Each side is one or more sweep output folders (their `tasks.parquet` and `config
 partial runs of one config are pooled, an arrival's first score kept). An arrival is a task
 after a given prefix of tasks (`mr` after `sst2>subj`): sweeps share prefixes, so one arrival
 appears in many trials but was trained once; rows are reduced to distinct arrivals before pairing.
-Prints the arrivals both runs finished, B - A on `final_score` with a 95% t-interval over them, the
-largest absolute difference, and the mean final score per ordering both finished (same orderings,
-same seed, same data on both sides: only what differs between the configs differs).
+Prints the arrivals both runs finished, B - A on `final_score` (mean, mean |difference|, largest),
+and the mean final score per ordering both finished (same orderings, same seed, same data on both
+sides: only what differs between the configs differs).
 
-The interval treats distinct arrivals as replicates: each is its own training run, but they share
-the seed and the data, so it is an interval for this grid, not for other seeds.
+Seeds are the replicates (`cl_sim.stats`): the 95% t-interval is over the per-seed mean differences,
+printed only with two or more seeds. Arrivals are not replicates: they share prefix adapters (`mr`
+after `sst2>subj` is trained from the same `sst2` adapter as every other arrival after `sst2`), the
+seed and the data, so an interval over them would be too narrow. With one seed the script says so
+and prints no interval.
 """
 from __future__ import annotations
 
@@ -38,6 +41,17 @@ def arrivals(tasks: pd.DataFrame) -> pd.DataFrame:
     tasks = tasks.assign(prefix=[">".join(o[:p]) for o, p in zip(order, tasks["position"])])
     keys = ["method", "seed", "prefix", "task"]
     return tasks.groupby(keys, as_index=False).agg(final_score=("final_score", "first"))
+
+
+def seed_interval(both: pd.DataFrame) -> str:
+    """B - A with a 95% t-interval over seeds (each seed's mean over its paired arrivals), or why
+    there is none: arrivals share prefix adapters, the seed and the data, so they are not replicates."""
+    per_seed = both.groupby("seed")["diff"].mean()
+    if len(per_seed) < 2:
+        return (f"one seed ({per_seed.index[0]}): no interval. Seeds are the replicates; the arrivals of one "
+                "seed share prefix adapters and data, so a t-interval over them would be too narrow")
+    ci = mean_ci(per_seed.tolist())
+    return (f"over {ci.n} seeds: {ci.mean * 100:+.2f} points, 95% CI [{ci.low * 100:+.2f}, {ci.high * 100:+.2f}]")
 
 
 def setting(folder: Path, key: str) -> str:
@@ -66,12 +80,11 @@ def main(argv=None) -> int:
         print("no arrival finished in both runs")
         return 1
     diff = both["final_score_b"] - both["final_score_a"]
-    ci = mean_ci(diff.tolist())
     print(f"{args.key}: A = {la}, B = {lb}; {len(both)} distinct arrivals in both "
           f"(A has {len(a)}, B has {len(b)})")
-    print(f"final_score B - A: {ci.mean * 100:+.2f} points, 95% CI [{ci.low * 100:+.2f}, {ci.high * 100:+.2f}] "
-          f"over arrivals; |B - A| mean {diff.abs().mean() * 100:.2f}, max {diff.abs().max() * 100:.2f} points; "
-          f"identical {int((diff == 0).sum())}")
+    print(f"final_score B - A: {diff.mean() * 100:+.2f} points over arrivals; |B - A| mean "
+          f"{diff.abs().mean() * 100:.2f}, max {diff.abs().max() * 100:.2f} points; identical {int((diff == 0).sum())}")
+    print(seed_interval(both.assign(diff=diff)))
     ta, tb = (t.drop_duplicates(["run_id", "task"]) for t in (ta, tb))
     per = (ta.groupby("ordering")["final_score"].mean().to_frame("A")
            .join(tb.groupby("ordering")["final_score"].mean().to_frame("B"), how="inner"))

@@ -80,3 +80,22 @@ def test_random_baselines_follow_the_metric():
     three = [0] * 60 + [2] * 40  # a 3-class task whose eval split lacks class 1: chance F1 uses all three
     sim3 = np.mean([score("f1", np.asarray(three), rng.integers(0, 3, 100), 3) for _ in range(2000)])
     assert sim3 == pytest.approx(task("f1", three, k=3).random_score, abs=0.01)
+
+
+def test_precision_scores_intervals_are_over_seeds_not_arrivals():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "precision_scores.py"
+    spec = importlib.util.spec_from_file_location("precision_scores", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # 100 arrivals of one seed: many rows, but one replicate -> no interval
+    one = pd.DataFrame({"seed": 0, "diff": np.random.default_rng(0).normal(0, 0.01, 100)})
+    assert "no interval" in bench.seed_interval(one)
+    # three seeds: the interval comes from the three per-seed means (df = 2), not from 300 arrivals
+    three = pd.concat([one.assign(seed=s, diff=one["diff"] + 0.01 * s) for s in range(3)])
+    per_seed = three.groupby("seed")["diff"].mean()
+    iv = stats.mean_ci(per_seed.tolist())
+    assert f"over 3 seeds: {iv.mean * 100:+.2f} points, 95% CI [{iv.low * 100:+.2f}, {iv.high * 100:+.2f}]" \
+        == bench.seed_interval(three)
