@@ -35,20 +35,38 @@ def transfer_runs(tmp_path_factory):
     return {m: run(m, store) for m in ("st_a", "fusion", "i2i", "adapter_distillation")}
 
 
+# What these can and cannot show. The teacher methods spend more optimizer steps on `small` than ST-A
+# (I2I and AdapterDistillation 140 against 20 here), so "beats ST-A" passes on extra steps alone. The
+# control that separates them is the step-matched ST-A (`ref_matched_score`: ST-A on the task alone for
+# at least as many optimizer steps; it matches steps, not work: a fusion or distillation step costs
+# more). On this tiny stream it closes most of the gap: seeds 0-2, method - step-matched ST-A in points
+# on `small`: related fusion +1.5/+0.5/+1.5, i2i +1.0/-3.5/-0.5, AD +3.0/+4.5/+1.5; unrelated fusion
+# +2.0/+2.0/+4.0, i2i +2.5/+1.5/-7.0, AD +2.5/+6.0/+3.0 (200 test rows: 1 point = 2 rows). One seed
+# cannot show transfer beyond extra steps, so the tests assert what one seed can: each method learns
+# the task (well above chance), beats plain ST-A on the related stream, and stays within 3 points of
+# the step-matched control on either stream (a bound that fails, e.g. i2i on unrelated seed 2).
+CHANCE_MARGIN = 0.10  # at least 10 points above a 2-class random guesser
+
+
 @pytest.mark.parametrize("method", ["fusion", "i2i", "adapter_distillation"])
-def test_transfer_methods_beat_st_a_on_small_related_task(transfer_runs, method):
+def test_transfer_methods_beat_plain_st_a_and_hold_against_step_matched_st_a_on_small_related_task(
+        transfer_runs, method):
     rec, _ = transfer_runs[method]
     base, _ = transfer_runs["st_a"]
-    assert rec.R[-1, -1] > base.R[-1, -1]
-    assert rec.tasks[-1]["kt"] > 0
+    last = rec.tasks[-1]
+    assert rec.R[-1, -1] > last["random_score"] + CHANCE_MARGIN
+    assert rec.R[-1, -1] > base.R[-1, -1] and last["kt"] > 0  # vs plain ST-A: extra steps may explain it
+    assert last["train_steps"] > base.tasks[-1]["train_steps"]  # ... which is why the matched control exists
+    assert rec.R[-1, -1] >= last["ref_matched_score"] - 0.03
 
 
 @pytest.mark.parametrize("method", ["fusion", "i2i", "adapter_distillation"])
-def test_transfer_methods_lose_at_most_a_few_points_on_unrelated_tasks(tmp_path, method):
+def test_transfer_methods_lose_at_most_a_few_points_to_step_matched_st_a_on_unrelated_tasks(tmp_path, method):
     unrelated = ROOT / "experiments" / "configs" / "unrelated_tiny.yaml"
     rec, _ = run(method, tmp_path, config=unrelated)
-    base, _ = run("st_a", tmp_path, config=unrelated)
-    assert rec.R[-1, -1] >= base.R[-1, -1] - 0.03
+    last = rec.tasks[-1]
+    assert rec.R[-1, -1] > last["random_score"] + CHANCE_MARGIN
+    assert rec.R[-1, -1] >= last["ref_matched_score"] - 0.03  # not plain ST-A: 120 fewer steps, 16-28 points lower
 
 
 def test_inference_params_equal_st_a_for_distilled_methods_and_grow_for_fusion(transfer_runs):
