@@ -1,5 +1,5 @@
-"""docs/RESULTS.md tables from a study's task rows: I2I variants kept apart, the compute-matched
-control paired on the same rows, the ordering spread per variant."""
+"""docs/RESULTS.md tables from a study's task rows: I2I variants kept apart, the step-matched
+control paired on the same rows, the ordering effect per variant tested against seed noise."""
 import itertools
 
 import numpy as np
