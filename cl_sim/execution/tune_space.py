@@ -115,8 +115,13 @@ def callbacks(sweep: SweepConfig, tracking_dir: str) -> list:
             _need("mlflow", name)
             from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-            out.append(MLflowLoggerCallback(tracking_uri=f"file://{tracking_dir}/mlruns", experiment_name=sweep.name,
-                                            save_artifact=False))
+            # $MLFLOW_TRACKING_URI (a server, sqlite:///...) if set, else a local file store beside the
+            # results: no server needed (MLflow 3 keeps file stores behind this switch)
+            uri = os.environ.get("MLFLOW_TRACKING_URI")
+            if not uri:
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+                uri = f"file://{tracking_dir}/mlruns"
+            out.append(MLflowLoggerCallback(tracking_uri=uri, experiment_name=sweep.name, save_artifact=False))
         elif name == "wandb":
             _need("wandb", name)
             from ray.air.integrations.wandb import WandbLoggerCallback

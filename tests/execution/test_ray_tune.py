@@ -188,3 +188,35 @@ def test_progress_lines_show_phases_and_trials(monkeypatch):
     quiet = ray_tune._Progress(1, lines.append, gone, every_s=0)
     quiet.on_step_end(0, [])
     assert lines[-1].startswith("progress: trials done 0/1")  # no pool counts, no failure
+
+
+@pytest.mark.ray
+def test_ordering_search_with_asha_and_an_mlflow_local_store(tmp_path):
+    """Ordering search (random keys per task) on Tune with ASHA over arrivals; MLflow's local file
+    store gets a run per trial with the ordering keys as params; the best ordering is re-run on
+    fresh seeds."""
+    import ray
+
+    pytest.importorskip("mlflow")
+    tasks3 = "[" + ", ".join(f"{{name: {f}, family: {f}, n_train: 32, n_dev: 16, n_test: 16}}" for f in "abc") + "]"
+    cfg = tiny_cfg(tmp_path / "store", tasks3, f"output.dir={tmp_path / 'out'}", "method.kt_matched=false")
+    sweep = SweepConfig(name="o", orderings="search", methods=("st_a",), search="random", num_samples=3,
+                        scheduler="asha", confirm_seeds=2, callbacks=("csv", "json", "tensorboard", "mlflow"),
+                        max_concurrent_trials=2)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False)
+        res = ray_tune.run_sweep(cfg, sweep, trials_for(cfg, sweep), log=lambda m: None)
+    finally:
+        ray.shutdown()
+    tasks = pd.read_parquet(res.paths["tasks"])
+    assert all(sorted(o.split(">")) == ["a", "b", "c"] for o in tasks["ordering"])
+    assert len(res.tables["trials"]) + res.stopped == 3
+    assert res.confirm["seeds"] == [1, 2] and len(res.confirm["scores"]) == 2
+    df = res.result_grid.get_dataframe()
+    assert {"config/order.a", "config/order.b", "config/order.c", "running_avg", "arrival"} <= set(df.columns)
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"file://{tmp_path / 'out' / 'o' / 'mlruns'}")
+    [exp] = [e for e in client.search_experiments() if e.name == "o"]
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 3 and all("order.a" in r.data.params and "running_avg" in r.data.metrics for r in runs)
