@@ -17,18 +17,31 @@ when it is ready, and so on. Then the planned arrivals execute through the execu
 the planned ones. Finally every task is evaluated once, as finally deployed.
 
 Cost model (documented choice). Simulated seconds of one arrival =
-    sum over its phases of  phase_overhead_s + examples x epochs x seconds_per_example[kind]
-where examples is the phase's share of the train split (fraction, max_examples), exactly as
-training subsets it. The number of fused adapters is not a term: the frozen backbone's forward
-dominates (1-3 adapters on MiniLM were within run-to-run noise). `SECONDS_PER_EXAMPLE` holds defaults measured (`measured_seconds_per_example`
-over the store) for MiniLM, max_length 64, batch 32, 2 CPU threads; set
-`stream.seconds_per_example` for another backbone or machine. The plan never looks at the
-store: a phase reused from it is simulated as if trained, so the schedule, and hence who
-teaches whom, depends only on config + seed. Measured wall times are recorded beside the
-simulated ones (`wall_*` columns).
+    sum over its phases of  phase_overhead_s + passes x seconds_per_example[kind] x teacher_factor
+    passes         = examples x max(epochs, ceil(min_steps / steps_per_epoch))    (`phase_passes`)
+    teacher_factor = 1 + TEACHER_STEP_COST x (fused adapters - 1)   for fusion phases, else 1
+passes counts the examples pushed through forward + backward, exactly as `train.run_phase` steps:
+examples is the phase's share of the train split (fraction, max_examples), steps_per_epoch =
+ceil(ceil(examples / batch_size) / grad_accum), and the step floor (`method.distill.min_steps`, 100
+by default) adds epochs on small tasks, where it dominates (16 examples, batch 16: 100 epochs, not
+the configured few). A fusion step crosses every teacher's adapter and the fusion layers at every
+adapted position: docs/PERFORMANCE.md (`benchmarks/multi_teacher.py`, idle, 2026-12-01) measured
+0.344 s/step at 1 teacher and 0.608 at 5 (1.77x), 0.837 at 8: about +0.2 of a 1-teacher step per
+extra teacher (+0.08 with `method.fusion.factorized`: 1.696 -> 2.351 s at 5). Distillation's frozen
+teacher runs once per example (cached), which the measured distill cost per pass includes.
+
+Where the per-pass costs come from, in order: `stream.seconds_per_example` (a calibration: paste
+`measured_seconds_per_example` over a store's entries for this backbone and machine; it divides each
+entry's measured wall time by its passes x teacher_factor, so it is the same unit), else the
+labelled fallback `SECONDS_PER_EXAMPLE` (measured once: MiniLM, max_length 64, batch 32, 2 CPU
+threads, 256 synthetic examples, 1-3 fused adapters; +-40% run to run; another backbone or machine
+needs a calibration). The plan never looks at the store: a phase reused from it is simulated as if
+trained, so the schedule, and hence who teaches whom, depends only on config + seed. Measured wall
+times are recorded beside the simulated ones (`wall_*` columns).
 """
 from __future__ import annotations
 
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,10 +58,14 @@ from cl_sim.methods import USES_TEACHERS, Deployed, Prior
 from cl_sim.phases import Phase
 from cl_sim.simulate import arrive, attention_rows, deployment_costs, pick_teachers
 
-# Wall seconds per training example (model assembly, forward + backward, dev evaluation
-# included), per phase kind: MiniLM-L6, max_length 64, batch 32, 2 CPU threads, 256 synthetic
-# examples x 1 epoch, 1-3 fused adapters (measured_seconds_per_example; +-40% run to run).
+# FALLBACK wall seconds per example pass (model assembly, forward + backward, dev evaluation
+# included), per phase kind, used only where `stream.seconds_per_example` gives no calibration:
+# MiniLM-L6, max_length 64, batch 32, 2 CPU threads, 256 synthetic examples x 1 epoch, 1-3 fused
+# adapters (measured_seconds_per_example; +-40% run to run). Fusion's is per 1-teacher pass.
 SECONDS_PER_EXAMPLE = {"adapter": 0.08, "head": 0.03, "finetune": 0.24, "fusion": 0.15, "distill": 0.13}
+# Each fused adapter beyond the first, as a share of a 1-teacher fusion step (docs/PERFORMANCE.md,
+# multi-teacher fusion: 0.344 -> 0.608 s/step from 1 to 5 teachers; factorized 1.696 -> 2.351 s).
+TEACHER_STEP_COST = {"plain": 0.2, "factorized": 0.08}
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class PlannedArrival:
     phases: tuple[str, ...]
     prior: Prior  # what this task leaves behind for later ones
     deployed: tuple[tuple[str, Deployed], ...]  # deployments this arrival sets (task -> keys)
-    examples: int  # simulated example-steps (examples x epochs over its phases)
+    examples: int  # simulated example passes over its phases (`phase_passes`: step floor included)
 
 
 @dataclass
@@ -211,30 +228,46 @@ def phase_examples(phase: Phase, task: Task) -> int:
     return max(1, int(round(keep * phase.fraction)))
 
 
+def phase_passes(phase: Phase, task: Task) -> int:
+    """Examples pushed through forward + backward by `phase`: its epochs, or more where the step
+    floor `min_steps` needs them (the same rule as `train.run_phase`)."""
+    n = phase_examples(phase, task)
+    steps_per_epoch = max(1, math.ceil(math.ceil(n / phase.batch_size) / phase.grad_accum))
+    return n * max(phase.epochs, math.ceil(phase.min_steps / steps_per_epoch))
+
+
+def teacher_factor(phase: Phase) -> float:
+    """A phase's cost per pass relative to a 1-teacher pass: grows with the adapters a fusion fuses."""
+    if phase.kind != "fusion" or len(phase.teachers) <= 1:
+        return 1.0
+    per = TEACHER_STEP_COST["factorized" if (phase.fusion or {}).get("factorized") else "plain"]
+    return 1.0 + per * (len(phase.teachers) - 1)
+
+
 def predicted_seconds(phases: Sequence[Phase], tasks: dict[str, Task], cfg: Config) -> tuple[float, int]:
-    """Simulated seconds and example-steps of `phases` under the cost model (module docstring)."""
+    """Simulated seconds and example passes of `phases` under the cost model (module docstring)."""
     spe = {**SECONDS_PER_EXAMPLE, **cfg.stream.seconds_per_example}
-    seconds, steps = 0.0, 0
+    seconds, passes = 0.0, 0
     for p in phases:
-        n = phase_examples(p, tasks[p.task]) * p.epochs
-        seconds += cfg.stream.phase_overhead_s + n * spe[p.kind]
-        steps += n
-    return seconds, steps
+        n = phase_passes(p, tasks[p.task])
+        seconds += cfg.stream.phase_overhead_s + n * spe[p.kind] * teacher_factor(p)
+        passes += n
+    return seconds, passes
 
 
 def measured_seconds_per_example(store, keys: Sequence[str]) -> dict[str, float]:
-    """Measured wall seconds per training example, per phase kind, over store entries `keys`.
-
-    Paste the result into `stream.seconds_per_example` to calibrate the cost model.
+    """Measured wall seconds per example pass (per 1-teacher pass for fusion), per phase kind, over
+    store entries `keys`: the cost model's unit. Paste the result into `stream.seconds_per_example`
+    to calibrate the simulator for this backbone and machine.
     """
     wall: dict[str, float] = {}
-    examples: dict[str, int] = {}
+    units: dict[str, float] = {}
     for key in dict.fromkeys(keys):
         meta = store.meta(key)
         kind = meta["phase"]["kind"]
         wall[kind] = wall.get(kind, 0.0) + meta["metrics"]["wall_s"]
-        examples[kind] = examples.get(kind, 0) + meta["metrics"]["examples"]
-    return {k: wall[k] / max(1, examples[k]) for k in sorted(wall)}
+        units[kind] = units.get(kind, 0.0) + meta["metrics"]["examples"] * teacher_factor(Phase.from_dict(meta["phase"]))
+    return {k: wall[k] / max(1.0, units[k]) for k in sorted(wall)}
 
 
 # ---------------------------------------------------------------- plan, execute

@@ -12,8 +12,9 @@ from cl_sim.errors import ConfigError
 from cl_sim.execution.local import LocalExecutor
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
-from cl_sim.timeline import (ArrivalEvent, execute_plan, ordering_events, plan_timeline, poisson_events,
-                             run_timeline, schedule, stream_events, summarize)
+from cl_sim.timeline import (SECONDS_PER_EXAMPLE, ArrivalEvent, _dry_run, execute_plan, ordering_events,
+                             phase_passes, plan_timeline, poisson_events, predicted_seconds, run_timeline,
+                             schedule, stream_events, summarize)
 
 POOLS = {"acme": ["a1", "a2", "a3", "a4"], "bolt": ["b1", "b2", "b3"], "core": ["c1", "c2"]}
 
@@ -61,6 +62,51 @@ def test_stream_from_config_ordering_times_and_errors():
     poisson = cfg.replace(stream=StreamConfig(kind="poisson", horizon=1.0, rate=1e-6))
     with pytest.raises(ConfigError, match="stream.horizon"):
         stream_events(poisson, tasks)
+
+
+# ---------------------------------------------------------------- cost model
+
+
+def _phases(method, n_train=24, *overrides):
+    """The phases the last of three arrivals runs (two ready teachers), planned without training."""
+    cfg = load_config(None, [_tasks_override(1, 3, n_train), f"method.name={method}", "training.epochs=2",
+                             "training.batch_size=16", *overrides])
+    tasks = load_tasks(cfg)
+    plan = plan_timeline(cfg, tasks, stream_events(cfg, tasks))
+    last = plan[-1]
+    return cfg, tasks, _dry_run(cfg, tasks[last.scheduled.event.task], last.teachers, last.history)[1]
+
+
+def test_fusion_costs_grow_with_the_number_of_teachers():
+    import dataclasses
+
+    cfg, tasks, phases = _phases("fusion")
+    fusion = next(p for p in phases if p.kind == "fusion")
+    one, five = (dataclasses.replace(fusion, teachers=tuple(f"k{i}" for i in range(n))) for n in (1, 5))
+    s1, s5 = predicted_seconds([one], tasks, cfg)[0], predicted_seconds([five], tasks, cfg)[0]
+    assert s5 == pytest.approx(1.8 * s1)  # docs/PERFORMANCE.md: a 5-teacher fusion step ~1.8x a 1-teacher one
+    factorized = dataclasses.replace(five, fusion={**five.fusion, "factorized": True})
+    assert s1 < predicted_seconds([factorized], tasks, cfg)[0] < s5
+
+
+def test_distillation_step_floor_dominates_small_tasks():
+    import dataclasses
+
+    cfg, tasks, phases = _phases("adapter_distillation", 24)
+    distill = next(p for p in phases if p.kind == "distill")
+    assert distill.min_steps == 100  # method.distill.min_steps
+    task = tasks[distill.task]
+    # 24 examples, batch 16: 2 steps per epoch, so 100 steps need 50 epochs, not the configured 2
+    assert phase_passes(distill, task) == 24 * 50
+    no_floor = dataclasses.replace(distill, min_steps=0)
+    assert phase_passes(no_floor, task) == 24 * 2
+    seconds = predicted_seconds([distill], tasks, cfg)[0]
+    assert seconds == pytest.approx(24 * 50 * SECONDS_PER_EXAMPLE["distill"])
+    assert seconds == pytest.approx(25 * predicted_seconds([no_floor], tasks, cfg)[0])
+    # on a large task the floor no longer binds: 1600 examples, batch 16 = 100 steps per epoch
+    _, big_tasks, big = _phases("adapter_distillation", 1600)
+    big_distill = next(p for p in big if p.kind == "distill")
+    assert phase_passes(big_distill, big_tasks[big_distill.task]) == 1600 * 2  # 100 steps per epoch
 
 
 # ---------------------------------------------------------------- schedule
