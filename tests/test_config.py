@@ -30,7 +30,7 @@ def test_unknown_key_names_the_dotted_key(override, key):
 def test_unknown_key_inside_a_task_names_the_task_item(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("tasks:\n  - {name: a, family: a}\n  - {name: b, famly: b}\n")
-    with pytest.raises(ConfigError, match=r"tasks\[1\]\.famly"):
+    with pytest.raises(ConfigError, match=r"tasks\.1\.famly.*did you mean .tasks\.1\.family."):  # the form overrides take
         load_config(path)
 
 
