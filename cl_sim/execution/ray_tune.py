@@ -1,10 +1,15 @@
 """Ray Tune sweeps: the trials of `cl_sim.sweep` run as Tune trials sharing one durable store,
 collected into one table per sweep.
 
-    cfg, sweep = load_sweep("experiments/configs/task_order.yaml", ["sweep.sample=3"])
+    cfg, sweep = load_sweep("task_order", ["sweep.sample=3"])   # a shipped config's name or a path
     connect(None)                                 # join the running cluster or start a local one
     res = run_sweep(cfg, sweep, trials_for(cfg, sweep))
     res.paths["tasks"]                            # one row per (trial, task); res.counts: trained/reused
+    res.result_grid.get_dataframe()               # Tune's view: a column per parameter (config/training.lr)
+
+The sweep's axes and `sweep.space` become named Tune parameters (`tune_space.py`); a search
+(`sweep.search: random | optuna`, `sweep.scheduler: asha` over arrivals) ends with its best config
+re-run on fresh seeds (`confirm`).
 
 Each trial is a Tune function trainable running `cl_sim.execution.trial.run_trial`: it reports
 every arrival's metrics through `tune.report` (so `ResultGrid`, Tune's loggers, callbacks and
