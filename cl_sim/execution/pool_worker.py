@@ -107,11 +107,15 @@ def run_job(job: dict, store: RayStoreClient, dist, resume: Optional[dict], ever
     marker = os.environ.get(FAIL_RANK_ENV)
     if marker and dist.rank == 1 and os.path.exists(marker):
         raise RuntimeError("injected failure on rank 1 (test hook)")  # rank 0 goes on into DDP's first all-reduce
+    cuda = dist.device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     checkpointer = Checkpointer(job, dist, every_s)
     out = run_phase(phase, task, store, dist, resume=resume["state"] if resume else None, checkpoint=checkpointer)
     info = {"slot_wall_s": time.perf_counter() - start, "checkpoints": checkpointer.reports,
-            "resumed_from_epoch": resume["state"]["epoch"] if resume else None}
+            "resumed_from_epoch": resume["state"]["epoch"] if resume else None,
+            "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
     if dist.rank == 0:
         from cl_sim.execution.devices import runtime_record
 
