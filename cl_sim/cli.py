@@ -110,7 +110,7 @@ def cmd_run(args: list[str]) -> int:
     print_run(rec, out)
     print(f"tensorboard --logdir {events}  (per-step loss, dev scores)" if events
           else "tensorboard: no event files (pip install tensorboardX)")
-    print(overhead_line(cfg, opened, getattr(executor, "overheads", [])))
+    print(overhead_line(cfg, opened, executor.overheads))
     print(f"phases trained {executor.trained}, reused from store {executor.reused}; "
           f"{time.perf_counter() - start:.1f} s")
     return 0

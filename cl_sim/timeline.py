@@ -330,7 +330,7 @@ def execute_plan(cfg: Config, tasks: dict[str, Task], plan: Sequence[PlannedArri
         return begin, end
 
     slots = cfg.execution.slots or 1  # 0 = sized from the cluster: the schedule counts one
-    if not getattr(executor, "thread_safe", False) or slots == 1:
+    if not executor.thread_safe or slots == 1:
         return {p.scheduled.event.task: job(p) for p in by_start}
     futures: dict = {}
     with ThreadPoolExecutor(max_workers=slots) as pool:

@@ -103,3 +103,10 @@ def test_token_auth_on_every_node_and_the_job_command_is_documented(config):
     readme = (REPO / "README.md").read_text()
     assert "RAY_AUTH_MODE=token RAY_API_SERVER_ADDRESS=http://127.0.0.1:8265" in readme
     assert "ray dashboard cluster.yaml" in readme and "execution.store_dir=s3://" in readme
+
+
+def test_every_node_has_an_instance_profile_for_the_store(config):
+    """The store, checkpoints and Tune results live on s3://: GPU workers need credentials too (Ray
+    gives the head a default profile, workers none)."""
+    for name, node in config["available_node_types"].items():
+        assert "Arn" in node["node_config"].get("IamInstanceProfile", {}), name

@@ -35,6 +35,8 @@ class Executor(Protocol):
     store: object
     trained: int
     reused: int
+    overheads: list  # per trained phase: round trip minus time on its worker, s (empty in-process)
+    thread_safe: bool  # may several threads run phases at once (the timeline's concurrent arrivals)
 
     def run(self, phase) -> str:
         """Train `phase` (or find it in the store); returns its store key."""

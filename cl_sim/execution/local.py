@@ -47,11 +47,14 @@ def local_device(use_gpu: bool) -> str:
 class LocalExecutor:
     """Runs phases in-process; every finished phase goes to the store, and is reused from it."""
 
+    thread_safe = False  # one process, one phase at a time
+
     def __init__(self, store: Store, tasks: dict[str, Task], threads: int = 0, log=None, device: str = "cpu",
                  eval_batch_size: int = 128):
         self.store, self.tasks, self.log = store, tasks, log or (lambda msg: None)
         self.device, self.eval_batch_size = device, eval_batch_size
         self.trained, self.reused = 0, 0
+        self.overheads: list[float] = []  # nothing between the caller and the phase
         set_threads(threads)
 
     def run(self, phase: Phase) -> str:

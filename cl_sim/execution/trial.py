@@ -48,10 +48,13 @@ class CountingExecutor:
     """Wraps an executor: counts phases trained / reused per kind; with `lock_dir`, trials in other
     processes wait for each other per key instead of training one phase twice."""
 
+    thread_safe = False  # `submit` runs at once: counting compares counters around one phase
+
     def __init__(self, inner, lock_dir: Optional[Path] = None):
         self.inner, self.store, self.lock_dir = inner, inner.store, lock_dir
         self.trained: Counter = Counter()
         self.reused: Counter = Counter()
+        self.overheads = inner.overheads
 
     def run(self, phase) -> str:
         with _key_lock(self.lock_dir, phase.key()) if self.lock_dir else contextlib.nullcontext():
@@ -117,5 +120,5 @@ def run_trial(base: dict, params: dict, threads: int = 1, log: Log = print,
     ident = trial_columns(cfg, params)
     rows = {name: [{**ident, **r} for r in getattr(rec, name)] for name in ROW_TABLES}
     return {"trial_id": tid, "summary": rec.summary, "trained": dict(executor.trained),
-            "reused": dict(executor.reused), "overheads": list(getattr(executor.inner, "overheads", [])),
+            "reused": dict(executor.reused), "overheads": list(executor.inner.overheads),
             "rows": rows, "params": params, "searched": searched(params), "last": {**seen[-1], "done": True}}
