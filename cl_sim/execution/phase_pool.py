@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import ray
 
-from cl_sim.execution.store_actor import LEASE_S, NAMESPACE, actor_name
+from cl_sim.execution.store_actor import LEASE_S, NAMESPACE
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.storage import remove_train_run, train_storage
 
@@ -62,7 +62,8 @@ def pool_name(spec: dict) -> str:
 
 def loop_config(spec: dict, slot: int, pool: str) -> dict:
     """What every rank of a slot's worker group needs from the pool's settings (`pool_loop`'s config)."""
-    return {"pool": pool, "slot": slot, "store_root": spec["store_root"], "threads": spec["threads"],
+    return {"pool": pool, "slot": slot, "store_root": spec["store_root"], "store_actor": spec["store_actor"],
+            "threads": spec["threads"],
             "eval_batch_size": spec["eval_batch_size"], "checkpoint_every_s": spec["checkpoint_every_s"],
             "use_gpu": spec["use_gpu"]}
 
@@ -105,7 +106,7 @@ class PhasePool:
 
     def __init__(self, spec: dict):
         self.spec, self.name = spec, pool_name(spec)
-        self.store = ray.get_actor(actor_name(spec["store_root"]), namespace=NAMESPACE)
+        self.store = ray.get_actor(spec["store_actor"], namespace=NAMESPACE)
         self.queue: Optional[asyncio.PriorityQueue] = None  # (PRIORITY[op], job id): FIFO within an op
         self.jobs: dict[int, dict] = {}  # job id -> {"job": ..., "future": ...}
         self.assigned: dict[int, int] = {}  # slot -> job id it holds until `finish`

@@ -49,7 +49,7 @@ def pool_loop(config: dict) -> None:
     dist = Dist(rank=rank, world_size=world, wrap=lambda m: ddp_wrap(m, str(device), world), device=str(device),
                 eval_batch_size=config["eval_batch_size"])
     pool = ray.get_actor(config["pool"], namespace=NAMESPACE)
-    store = RayStoreClient.connect(config["store_root"])
+    store = RayStoreClient.connect(config["store_root"], config["store_actor"])
     resume = load_checkpoint(ray.train.get_checkpoint())
     while True:
         job = next_job(pool, config["slot"]) if rank == 0 else None

@@ -175,12 +175,13 @@ def _failure(exc: BaseException, what: str) -> BaseException:
     return PhaseFailed(f"{what} failed: {cause[:300]} [{where}]")
 
 
-def pool_spec(cfg: Config, store_root: Path) -> dict:
-    """Plain-dict settings of the pool (part of its name: other settings get another pool)."""
+def pool_spec(cfg: Config, store_root: Path, store_actor: str, job: str) -> dict:
+    """Plain-dict settings of the pool (part of its name: other settings get another pool).
+    `store_actor`: the store actor's name; `job`: the Ray job id that owns the pool."""
     ex = cfg.execution
     threads = cfg.training.threads or max(1, round(ex.cpus_per_worker))  # 1.98 CPUs (a sliver kept for trials): 2
-    return {"job": ray.get_runtime_context().get_job_id(),
-            "store_root": str(store_root), "num_workers": ex.num_workers, "use_gpu": ex.use_gpu,
+    return {"job": job, "store_root": str(store_root), "store_actor": store_actor, "num_workers": ex.num_workers,
+            "use_gpu": ex.use_gpu,
             "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots, "max_failures": ex.max_failures,
             "threads": threads, "eval_batch_size": cfg.training.eval_batch_size,
             "checkpoint_every_s": ex.checkpoint_every_s}
@@ -232,7 +233,7 @@ def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Call
         cfg = cfg.replace(execution=size_pool(cfg.execution, nodes))
     client = RayStoreClient.start(root)
     client.register_tasks(tasks)
-    spec = pool_spec(cfg, root)
+    spec = pool_spec(cfg, root, client.name, ray.get_runtime_context().get_job_id())
     pool = PhasePool.options(name=pool_name(spec), namespace=NAMESPACE, get_if_exists=True,
                              max_concurrency=1000).remote(spec)
     fresh = ray.get(pool.start.remote())["fresh"]

@@ -231,8 +231,10 @@ class RayStoreClient:
     Entries never change once written, so metas and states are cached in this process.
     """
 
-    def __init__(self, actor, root: str | Path, cache_entries: int = 32, user: Optional[str] = None):
+    def __init__(self, actor, root: str | Path, cache_entries: int = 32, user: Optional[str] = None,
+                 name: Optional[str] = None):
         self.actor, self.user = actor, user
+        self.name = name or actor_name(root)  # what processes the driver starts look the actor up by
         self.root = resolve_root(root) if is_uri(root) else Path(root).resolve()
         self._metas: dict[str, dict] = {}
         self._states: OrderedDict[str, States] = OrderedDict()
@@ -249,21 +251,24 @@ class RayStoreClient:
         if not is_uri(root):
             Path(root).mkdir(parents=True, exist_ok=True)
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        job = ray.get_runtime_context().get_job_id()
+        job, name = ray.get_runtime_context().get_job_id(), actor_name(root)
         for attempt in range(3):
-            actor = StoreActor.options(name=actor_name(root), namespace=NAMESPACE, get_if_exists=True,
+            actor = StoreActor.options(name=name, namespace=NAMESPACE, get_if_exists=True,
                                        lifetime="detached", max_concurrency=1000,
                                        scheduling_strategy=here).remote(resolve_root(root), lease_s, **actor_args)
             try:
                 ray.get(actor.attach.remote(job))
-                return cls(actor, root, user=job)
+                return cls(actor, root, user=job, name=name)
             except ray.exceptions.RayActorError:  # found it as its last user detached: make a new one
                 time.sleep(0.5 * (attempt + 1))
         raise RuntimeError(f"could not start the store actor for {root}")
 
     @classmethod
-    def connect(cls, root: str | Path) -> "RayStoreClient":
-        return cls(ray.get_actor(actor_name(root), namespace=NAMESPACE), root)
+    def connect(cls, root: str | Path, name: Optional[str] = None) -> "RayStoreClient":
+        """The running actor of `root`, by the `name` the driver gave it (its code version as the
+        driver saw it), else by the name this process computes."""
+        name = name or actor_name(root)
+        return cls(ray.get_actor(name, namespace=NAMESPACE), root, name=name)
 
     def has(self, key: str) -> bool:
         return key in self._metas or ray.get(self.actor.has.remote(key))

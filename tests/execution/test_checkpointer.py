@@ -35,5 +35,6 @@ def test_the_interval_reaches_every_rank_of_a_slot(tmp_path):
     from cl_sim.execution.ray_train import pool_spec
 
     cfg = load_config(None, ["execution.checkpoint_every_s=7.5", "training.eval_batch_size=64"])
-    config = loop_config(pool_spec(cfg, tmp_path), slot=1, pool="p")
+    config = loop_config(pool_spec(cfg, tmp_path, "cl_sim_store:x", "01000000"), slot=1, pool="p")
     assert config["checkpoint_every_s"] == 7.5 and config["eval_batch_size"] == 64 and config["slot"] == 1
+    assert config["store_actor"] == "cl_sim_store:x"  # workers find the driver's actor by its name
