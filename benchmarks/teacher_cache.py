@@ -16,6 +16,7 @@ runs again in each arm. Prints wall time per phase and arm, the ratios and the d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -78,12 +79,14 @@ def main() -> int:
         try:
             for key in keys:
                 base = Phase.from_dict(store.meta(key)["phase"])
-                teachers = len(Phase.from_dict(store.meta(base.teacher_fusion)["phase"]).teachers)
+                teachers = len(Phase.from_dict(store.meta(base.spec.teacher_fusion)["phase"]).spec.teachers)
                 runs = {a: [] for a in arms}
                 for r in range(args.repeats):
                     for arm in arms if r % 2 == 0 else list(arms)[::-1]:
                         cached, model_mod.GROUP_OVERHEAD_TOKENS = arms[arm]
-                        phase = Phase.from_dict({**base.to_dict(), "distill": {**base.distill, "cache_teacher": cached}})
+                        spec = dataclasses.replace(base.spec, distill=dataclasses.replace(base.spec.distill,
+                                                                                          cache_teacher=cached))
+                        phase = dataclasses.replace(base, spec=spec)
                         start = time.perf_counter()
                         out = run_phase(phase, tasks[phase.task], store)
                         runs[arm].append((time.perf_counter() - start, out.metrics))

@@ -32,7 +32,7 @@ PACKAGE = Path(__file__).resolve().parent
 # every module whose change can change a trained state or an evaluation score
 RESULT_MODULES = (
     "phases.py", "train.py", "losses.py", "model.py", "teachers.py", "backbone.py", "metrics.py",
-    "teacher_cache.py", "adapters/*.py", "data/tokenize.py", "data/task.py",
+    "teacher_cache.py", "adapters/*.py", "kinds/*.py", "data/tokenize.py", "data/task.py",
 )
 # modules a phase or an evaluation imports that are *not* hashed, and why: their effect on a result is
 # in the key another way, or they have none (tests/test_store_keys.py checks that every module

@@ -6,7 +6,8 @@ model to a halt); all other states stay in the store. Names inside a model are l
 """
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -154,6 +155,46 @@ class AdaptedModel(nn.Module):
             out = out.view(batch["input_ids"].shape[0], -1)
         return out
 
+    # ------------------------------------------------------------------ what the slots saw
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[torch.Tensor]]:
+        """Every slot's output during the forward pass run inside the block (hidden-state KD): the
+        yielded list holds, after the block, one (rows, T, H) tensor per slot in slot order.
+
+            with model.recording() as hidden:
+                out = train_model(batch, "head")   # a DDP wrapper of this model works too
+        """
+        slots = list(self.slots.values())
+        for s in slots:
+            s.records = []
+        outputs: list[torch.Tensor] = []
+        try:
+            yield outputs
+            outputs.extend(s.records[0] for s in slots)
+        finally:
+            for s in slots:
+                s.records = None
+
+    @contextlib.contextmanager
+    def attention_recording(self, fusion: str, on: bool = True) -> Iterator[list[list[float]]]:
+        """Fusion layer `fusion`'s attention over the passes run inside the block: the yielded list
+        holds, after the block, per slot that has the layer the mean attention per fused adapter over
+        real tokens (rows sum to 1); it stays empty when `on` is False."""
+        slots = list(self.slots.values())
+        for s in slots:
+            s.recording_attention = on
+            s.attention, s.attention_count = {}, {}
+        rows: list[list[float]] = []
+        try:
+            yield rows
+            for s in slots:
+                total, count = s.attention.get(fusion), s.attention_count.get(fusion, 0)
+                if on and total is not None and count:
+                    rows.append((total / count).tolist())
+        finally:
+            for s in slots:
+                s.recording_attention = False
+
     # ------------------------------------------------------------------ states
     def _holding(self, attr: str, name: str) -> dict[str, AdapterSlot]:
         """The slots that hold module `name` (every slot for adapters; fusion may skip some)."""
@@ -213,6 +254,13 @@ class AdaptedModel(nn.Module):
         return {k: v.detach().clone() for k, v in self.backbone.state_dict().items()}
 
 
+def autocast(precision: str, device: str):
+    """The context a phase runs its model in: bf16 autocast, or nothing (fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def count_params(module_or_state) -> int:
     if isinstance(module_or_state, dict):
         return sum(v.numel() for v in module_or_state.values())
@@ -223,4 +271,4 @@ def trainable_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["AdaptedModel", "Fuse", "count_params", "trainable_params"]
+__all__ = ["AdaptedModel", "Fuse", "autocast", "count_params", "trainable_params"]

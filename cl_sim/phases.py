@@ -1,41 +1,34 @@
 """Phases: the unit of training work that executors run, checkpoint, cache and resume.
 
-A `Phase` is plain frozen data. Its store key hashes every input that changes the result (kind,
-task data hash, backbone, adapter shape, hyperparameters, seed, and the store keys of its init
-state and teachers), so identical work is never trained twice, by any run or trial.
+A `Phase` is plain frozen data: the fields every kind shares plus `spec`, the typed fields of its
+kind (`cl_sim.kinds`: adapter, head, finetune, fusion, distill). Its store key hashes every input
+that changes the result (kind, task data hash, backbone, adapter shape, hyperparameters, seed, the
+kind's spec with the store keys of its init state and teachers), so identical work is never trained
+twice, by any run or trial.
 
     out = run_phase(phase, task, store)          # -> PhaseOutput(states, metrics, attention)
-
-Kinds:
-    adapter   train a (fresh or initialised) adapter + head on the task          (st_a, i2i Train)
-    head      linear probe on the frozen backbone                                (head_only)
-    finetune  train backbone + head, optionally from a previous backbone         (finetune, sequential_ft)
-    fusion    train an AdapterFusion layer + head over frozen teacher adapters    (fusion, i2i Improvise)
-    distill   distil a trained fusion model into one adapter + head              (i2i Initialize, AdapterDistillation)
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import hashlib
 import json
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
 from cl_sim.backbone import cached_backbone
+from cl_sim.config import AdapterConfig, build as build_data
 from cl_sim.data.task import Split, Task
-from cl_sim.data.tokenize import encode_split, iterate
+from cl_sim.data.tokenize import encode_split
 from cl_sim.fingerprint import fingerprint, fingerprint_parts
-from cl_sim.losses import hidden_kd, logit_kd, task_loss
-from cl_sim.metrics import score as metric_score
-from cl_sim.model import AdaptedModel, Fuse, trainable_params
+from cl_sim.kinds import KINDS as _REGISTRY, Built, StateSource
+from cl_sim.model import AdaptedModel
 
-KINDS = ("adapter", "head", "finetune", "fusion", "distill")
+KINDS = tuple(_REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -46,7 +39,7 @@ class Phase:
     backbone: str
     pooling: str
     max_length: int
-    adapter: Optional[dict]  # AdapterConfig as a dict; None for head/finetune
+    adapter: Optional[dict]  # AdapterConfig as a dict; None for kinds without adapters (head, finetune)
     seed: int
     epochs: int
     lr: float
@@ -58,13 +51,18 @@ class Phase:
     fraction: float = 1.0  # share of the training split (I2I's low-shot phases)
     max_examples: Optional[int] = None
     dev_examples: Optional[int] = None  # dev rows scored at the phase's end (None = all, 0 = none)
-    init: Optional[str] = None  # store key whose adapter/head (or backbone/head) states start this phase
-    teachers: tuple[str, ...] = ()  # fusion: store keys of the adapters to fuse, in fusion order
-    teacher_fusion: Optional[str] = None  # distill: store key of the fusion phase to distil from
-    backbone_lr: Optional[float] = None  # finetune
-    head_lr: Optional[float] = None  # None = lr (fusion phases: training.lr, see FusionConfig)
-    fusion: Optional[dict] = None  # FusionConfig fields (fusion phases)
-    distill: Optional[dict] = None  # DistillConfig fields (distill phases)
+    init: Optional[str] = None  # store key whose states start this phase (which ones: its kind decides)
+    head_lr: Optional[float] = None  # the task head's rate; None = lr (fusion phases: training.lr)
+    spec: Any = None  # the kind's own fields (`KINDS[kind].spec`; a dict is read into it; None = its defaults)
+
+    def __post_init__(self):
+        if self.kind not in _REGISTRY:
+            raise ValueError(f"unknown phase kind '{self.kind}' (known: {', '.join(KINDS)})")
+        cls = _REGISTRY[self.kind].spec
+        if self.spec is None or isinstance(self.spec, dict):
+            object.__setattr__(self, "spec", build_data(cls, self.spec or {}, "phase.spec"))
+        elif not isinstance(self.spec, cls):
+            raise TypeError(f"a {self.kind} phase takes a {cls.__name__}, got {type(self.spec).__name__}")
 
     def config_hash(self) -> str:
         """sha256 of the configuration alone (what the key hashed before fingerprints)."""
@@ -81,7 +79,7 @@ class Phase:
 
     @staticmethod
     def from_dict(d: dict) -> "Phase":
-        return Phase(**{**d, "teachers": tuple(d.get("teachers", ()))})
+        return Phase(**d)
 
 
 def phase_meta(phase: Phase, metrics: dict, attention: Optional[list] = None,
@@ -104,12 +102,6 @@ class PhaseOutput:
     states: dict  # group -> {name: tensor}
     metrics: dict  # train_loss, dev_score, examples, steps, wall_s, trainable_params
     attention: Optional[list] = None  # fusion: per slot, mean attention per teacher (lists)
-
-
-class StateSource(Protocol):
-    def states(self, key: str) -> dict: ...
-
-    def meta(self, key: str) -> dict: ...
 
 
 @dataclass
@@ -235,74 +227,24 @@ def phase_seed(phase: Phase) -> int:
 # ---------------------------------------------------------------- model assembly
 
 
-def _add_teachers(model: AdaptedModel, keys, source: StateSource) -> tuple[str, ...]:
-    names = tuple(f"t{i}" for i in range(len(keys)))
-    for name, key in zip(names, keys):
-        model.add_adapter(name)
-        model.load_adapter(name, source.states(key)["adapter"])
-    return names
-
-
-def _add_fused_teacher(model: AdaptedModel, fusion_key: str, source: StateSource, head: str) -> Fuse:
-    """Rebuild a trained fusion model (its adapters, fusion layer and head) inside `model`."""
-    entry = source.meta(fusion_key)
-    names = _add_teachers(model, entry["phase"]["teachers"], source)
-    states = source.states(fusion_key)
-    fusion = entry["phase"]["fusion"]
-    model.add_fusion("fusion", placement=fusion["placement"], factorized=fusion.get("factorized", False))
-    model.load_fusion("fusion", states["fusion"])
-    model.load_head(head, states["head"])
-    return Fuse(names, "fusion")
-
-
-def build_model(phase: Phase, task: Task, source: StateSource):
-    """Assemble the model a phase trains; returns (model, tokenizer, trainable modules)."""
-    from cl_sim.config import AdapterConfig
-
+def build_model(phase: Phase, task: Task, source: StateSource) -> tuple[AdaptedModel, Any, Built]:
+    """Assemble the model a phase trains: the backbone with adapter slots and a task head "head",
+    then whatever its kind adds (`cl_sim.kinds`); only the kind's trainable modules keep gradients.
+    Returns (model, tokenizer, what the kind built)."""
     backbone, tokenizer = fresh_backbone(phase.backbone)
     adapter = AdapterConfig(**phase.adapter) if phase.adapter else None
     model = AdaptedModel(backbone, adapter, phase.pooling)
     model.add_head("head", task.kind, task.num_labels)
     init = source.states(phase.init) if phase.init else None
-    if init and "head" in init and phase.kind != "finetune":
-        model.load_head("head", init["head"])
-    train = [model.heads["head"]]
-    if phase.kind == "adapter":
-        model.add_adapter("student")
-        if init:
-            model.load_adapter("student", init["adapter"])
-        model.set_active("student")
-        train += [s.cl_adapters["student"] for s in model.slots.values()]
-    elif phase.kind == "finetune":
-        if init:
-            backbone.load_state_dict(init["backbone"])
-        train.append(backbone)
-    elif phase.kind == "fusion":
-        names = _add_teachers(model, phase.teachers, source)
-        model.add_fusion("fusion", phase.fusion["value_init_noise"], phase.fusion["placement"],
-                         phase.fusion.get("factorized", False))
-        model.set_active(Fuse(names, "fusion"))
-        train += model.fusion_modules("fusion")
-    elif phase.kind == "distill":
-        model.add_head("teacher", task.kind, task.num_labels)
-        model.teacher_comp = _add_fused_teacher(model, phase.teacher_fusion, source, "teacher")
-        model.add_adapter("student")
-        if init:
-            model.load_adapter("student", init["adapter"])
-        else:  # I2I: the fresh adapter starts with the improvised model's head
-            model.load_head("head", model.head_state("teacher"))
-        model.set_active("student")
-        train += [s.cl_adapters["student"] for s in model.slots.values()]
-    if phase.kind == "distill" and phase.distill["target"] == "hidden" and phase.distill["task_weight"] == 0:
-        train.remove(model.heads["head"])  # no term of the loss reads the head: it stays as initialised
+    built = _REGISTRY[phase.kind].build(phase, task, model, init, source)
     for p in model.parameters():
         p.requires_grad_(False)
-    for module in train:
+    for module in built.train:
         for p in module.parameters():
             p.requires_grad_(True)
     for p in unread_params(model):
         p.requires_grad_(False)
-    return model, tokenizer, train
+    return model, tokenizer, built
 
 
 def unread_params(model: AdaptedModel) -> list:
@@ -311,73 +253,3 @@ def unread_params(model: AdaptedModel) -> list:
     `find_unused_parameters` refuses on the second step (full fine-tuning on 2+ workers)."""
     pooler = getattr(model.backbone, "pooler", None)
     return list(pooler.parameters()) if isinstance(pooler, torch.nn.Module) else []
-
-
-def output_states(phase: Phase, model: AdaptedModel) -> dict:
-    """The states a finished phase leaves in the store, as CPU tensors (`to_cpu`)."""
-    states = {"head": model.head_state("head")}
-    if phase.kind in ("adapter", "distill"):
-        states["adapter"] = model.adapter_state("student")
-    elif phase.kind == "fusion":
-        states["fusion"] = model.fusion_state("fusion")
-    elif phase.kind == "finetune":
-        states["backbone"] = model.backbone_state()
-    return to_cpu(states)
-
-
-# ---------------------------------------------------------------- losses per kind
-
-
-def make_loss(phase: Phase, task: Task, model: AdaptedModel, teacher: Optional[Callable] = None) -> Callable:
-    """loss(train_model, batch) for this phase; `model` is the unwrapped module. Distill phases
-    take their teacher's outputs from `teacher` (a `TeacherCache`), or run it on every batch."""
-    if phase.kind == "fusion":
-        reg = phase.fusion["value_reg"]
-
-        def fusion_loss(train_model, batch):
-            loss = task_loss(task.kind, train_model(batch, "head"), batch["labels"])
-            if reg > 0:
-                loss = loss + reg * sum(f.value_reg() for f in model.fusion_modules("fusion"))
-            return loss
-
-        return fusion_loss
-    if phase.kind == "distill":
-        teacher = teacher or functools.partial(teacher_outputs, model)
-        return functools.partial(_distill_loss, phase.distill, task.kind, model, teacher)
-    return lambda train_model, batch: task_loss(task.kind, train_model(batch, "head"), batch["labels"])
-
-
-@torch.no_grad()
-def teacher_outputs(model: AdaptedModel, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The frozen fused teacher on `batch`: (logits, per-slot outputs (R, T, H)); leaves the
-    student active."""
-    slots = list(model.slots.values())
-    for s in slots:
-        s.records = []
-    model.set_active(model.teacher_comp)
-    out = model(batch, "teacher")
-    hidden = [s.records[0] for s in slots]
-    for s in slots:
-        s.records = None
-    model.set_active("student")
-    return out, hidden
-
-
-def _distill_loss(cfg: dict, kind: str, model: AdaptedModel, teacher: Callable, train_model, batch) -> torch.Tensor:
-    t_out, t_hidden = teacher(batch)
-    slots = list(model.slots.values())
-    for s in slots:
-        s.records = []
-    s_out = train_model(batch, "head")
-    s_hidden = [s.records[0] for s in slots]
-    for s in slots:
-        s.records = None
-    mask = batch["attention_mask"].reshape(-1, batch["attention_mask"].shape[-1])
-    loss = s_out.new_zeros(())
-    if cfg["target"] in ("logits", "both"):
-        loss = loss + cfg["logit_weight"] * logit_kd(kind, s_out, t_out, cfg["temperature"])
-    if cfg["target"] in ("hidden", "both"):
-        loss = loss + cfg["hidden_weight"] * hidden_kd(s_hidden, t_hidden, mask)
-    if cfg["task_weight"] > 0:
-        loss = loss + cfg["task_weight"] * task_loss(kind, s_out, batch["labels"])
-    return loss

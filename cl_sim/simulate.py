@@ -17,6 +17,7 @@ import numpy as np
 from cl_sim import metrics
 from cl_sim.config import Config
 from cl_sim.data.task import Task
+from cl_sim.kinds import KINDS
 from cl_sim.methods import METHODS, USES_TEACHERS, Arrival, Deployed, MethodContext, Prior
 from cl_sim.teachers import select_teachers
 from cl_sim.tasks import task_embedding
@@ -58,7 +59,7 @@ def deployment_costs(dep: Deployed, store) -> dict:
     if dep.fusion:
         fusion = store.meta(dep.fusion)
         params += fusion["groups"]["fusion"]
-        for k in fusion["phase"]["teachers"]:
+        for k in fusion["phase"]["spec"]["teachers"]:
             params += store.meta(k)["groups"]["adapter"]
             entries.add(k)
     return {"inference_params": params, "entries": entries}
@@ -125,7 +126,7 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
 
 def attention_rows(store, fusion_key: str, attention: list, run_id: str, task: str) -> list[dict]:
     """One row per (adapted position, fused adapter): which teachers a task listens to."""
-    teachers = [store.meta(k)["phase"]["task"] for k in store.meta(fusion_key)["phase"]["teachers"]]
+    teachers = [store.meta(k)["phase"]["task"] for k in store.meta(fusion_key)["phase"]["spec"]["teachers"]]
     return [{"run_id": run_id, "task": task, "layer": layer, "teacher": teachers[t], "weight": w}
             for layer, row in enumerate(attention) for t, w in enumerate(row)]
 
@@ -159,7 +160,7 @@ def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict,
     for i, row in enumerate(rec.tasks):
         name = order[i]
         costs = deployment_costs(deployed[name], executor.store)
-        own = [r for r in rec.phases if r["arrival"] == i and r["kind"] in ("adapter", "fusion", "distill")]
+        own = [r for r in rec.phases if r["arrival"] == i and KINDS[r["kind"]].uses_adapter]
         kept = {k for k in costs["entries"] if any(r["key"] == k for r in own)} or costs["entries"]
         row.update({"final_score": R[-1, i], "diag_score": R[i, i], "ref_score": None if ref is None else ref[i],
                     "random_score": random[i], "kt": kt[i], "forgetting": fgt[i],

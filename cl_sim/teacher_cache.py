@@ -89,15 +89,16 @@ def _placed(values: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(values).index_copy_(0, at, values)
 
 
-def teacher_cache(teacher: TeacherFn, data: EncodedSplit, distill: dict, hidden_size: int, n_slots: int,
+def teacher_cache(teacher: TeacherFn, data: EncodedSplit, distill, hidden_size: int, n_slots: int,
                   batch_size: int, pad_id: int, device: str) -> Optional[TeacherCache]:
-    """The cache a distill phase uses, or None (cache off, or over its memory bound: recompute)."""
-    want_hidden = distill["target"] in ("hidden", "both")
-    if not distill.get("cache_teacher", False):
+    """The cache a distill phase uses, or None (cache off, or over its memory bound: recompute).
+    `distill`: the phase's `DistillConfig`."""
+    want_hidden = distill.target in ("hidden", "both")
+    if not distill.cache_teacher:
         return None
     need = TeacherCache.estimate_mb(data, hidden_size, n_slots, want_hidden)
-    if need > distill["cache_max_mb"]:
-        say(f"teacher cache: {need:.0f} MiB needed > method.distill.cache_max_mb={distill['cache_max_mb']}: "
+    if need > distill.cache_max_mb:
+        say(f"teacher cache: {need:.0f} MiB needed > method.distill.cache_max_mb={distill.cache_max_mb}: "
             "the teacher runs on every step instead")
         return None
     return TeacherCache.build(teacher, data, batch_size, pad_id, device, want_hidden)

@@ -55,6 +55,8 @@ from cl_sim.config import Config
 from cl_sim.data.task import Task, stable_seed
 from cl_sim.errors import ConfigError
 from cl_sim.methods import USES_TEACHERS, Deployed, Prior
+from cl_sim.kinds import KINDS
+from cl_sim.kinds.fusion import TEACHER_STEP_COST  # noqa: F401 (part of the cost model)
 from cl_sim.phases import Phase
 from cl_sim.simulate import arrive, attention_rows, deployment_costs, pick_teachers
 
@@ -63,9 +65,7 @@ from cl_sim.simulate import arrive, attention_rows, deployment_costs, pick_teach
 # MiniLM-L6, max_length 64, batch 32, 2 CPU threads, 256 synthetic examples x 1 epoch, 1-3 fused
 # adapters (measured_seconds_per_example; +-40% run to run). Fusion's is per 1-teacher pass.
 SECONDS_PER_EXAMPLE = {"adapter": 0.08, "head": 0.03, "finetune": 0.24, "fusion": 0.15, "distill": 0.13}
-# Each fused adapter beyond the first, as a share of a 1-teacher fusion step (docs/PERFORMANCE.md,
-# multi-teacher fusion: 0.344 -> 0.608 s/step from 1 to 5 teachers; factorized 1.696 -> 2.351 s).
-TEACHER_STEP_COST = {"plain": 0.2, "factorized": 0.08}
+# Each fused adapter beyond the first costs TEACHER_STEP_COST of a 1-teacher step (cl_sim/kinds/fusion.py).
 
 
 @dataclass(frozen=True)
@@ -237,11 +237,9 @@ def phase_passes(phase: Phase, task: Task) -> int:
 
 
 def teacher_factor(phase: Phase) -> float:
-    """A phase's cost per pass relative to a 1-teacher pass: grows with the adapters a fusion fuses."""
-    if phase.kind != "fusion" or len(phase.teachers) <= 1:
-        return 1.0
-    per = TEACHER_STEP_COST["factorized" if (phase.fusion or {}).get("factorized") else "plain"]
-    return 1.0 + per * (len(phase.teachers) - 1)
+    """A phase's cost per pass relative to a 1-teacher pass: grows with the adapters a fusion fuses
+    (its kind's `pass_cost`)."""
+    return KINDS[phase.kind].pass_cost(phase.spec)
 
 
 def predicted_seconds(phases: Sequence[Phase], tasks: dict[str, Task], cfg: Config) -> tuple[float, int]:
@@ -345,7 +343,7 @@ def execute_plan(cfg: Config, tasks: dict[str, Task], plan: Sequence[PlannedArri
 
 def _own_bytes(store, phases: Sequence[str], entries: set) -> int:
     """Bytes a task adds to the store for serving: its own deployed entries (as `simulate`)."""
-    own = {k for k in phases if store.meta(k)["phase"]["kind"] in ("adapter", "fusion", "distill")}
+    own = {k for k in phases if KINDS[store.meta(k)["phase"]["kind"]].uses_adapter}
     kept = (entries & own) or entries
     return sum(store.meta(k)["bytes"] for k in kept)
 

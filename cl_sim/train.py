@@ -1,8 +1,6 @@
 """The training loop and prediction, shared by every phase kind (a plain function, no hooks)."""
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 import time
 from typing import Callable, Optional
@@ -13,17 +11,12 @@ import torch
 from cl_sim.data.task import Task
 from cl_sim.data.tokenize import iterate, length_order
 from cl_sim.metrics import score as metric_score
-from cl_sim.model import AdaptedModel
+from cl_sim.kinds import KINDS
+from cl_sim.kinds.fusion import FUSION, add_fused
+from cl_sim.model import AdaptedModel, autocast
 from cl_sim.progress import phase_bar
 from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, dev_indices, encoded,
-                           make_loss, output_states, phase_seed, teacher_outputs, train_indices)
-from cl_sim.teacher_cache import teacher_cache
-
-
-def _autocast(precision: str, device: str):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+                           fresh_backbone, phase_seed, to_cpu, train_indices)
 
 
 def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist] = None,
@@ -43,13 +36,13 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
     seed = phase_seed(phase)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model, tokenizer, train_modules = build_model(phase, task, source)
+        model, tokenizer, built = build_model(phase, task, source)
     model.to(dist.device)
     train_model = dist.wrap(model)
     indices = train_indices(phase, task)
     data = encoded(task, "train", tokenizer, phase.max_length, indices)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(_param_groups(phase, model, params), weight_decay=phase.weight_decay)
+    opt = torch.optim.AdamW(_param_groups(built.train, params), weight_decay=phase.weight_decay)
     n_batches = math.ceil(len(data) / phase.batch_size)
     steps_per_epoch = math.ceil(n_batches / phase.grad_accum)
     epochs = max(phase.epochs, math.ceil(phase.min_steps / steps_per_epoch))  # small tasks: a step floor
@@ -62,13 +55,8 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         model.load_state_dict(resume["model"], strict=False)
         opt.load_state_dict(resume["optim"])
         sched.load_state_dict(resume["sched"])
-    model.train() if phase.kind == "finetune" else model.eval()  # frozen backbones run without dropout
-    cache = None
-    if phase.kind == "distill":  # the frozen teacher once per example (eval mode, the phase's precision)
-        with _autocast(phase.precision, dist.device):
-            cache = teacher_cache(functools.partial(teacher_outputs, model), data, phase.distill, model.hidden,
-                                  len(model.slots), dist.eval_batch_size, tokenizer.pad_token_id, dist.device)
-    loss_fn = make_loss(phase, task, model, cache)
+    model.train(KINDS[phase.kind].train_mode)  # frozen backbones run without dropout
+    loss_fn, loss_metrics = built.loss(data, tokenizer, dist)
     bar = phase_bar(total - steps, f"{phase.kind} {phase.task}", dist.rank)
     for epoch in range(first_epoch, epochs):
         # dropout (finetune phases train in train mode) draws from the global RNG: seed it per epoch
@@ -78,7 +66,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         batches = list(iterate(data, phase.batch_size, shuffle=True, seed=seed + epoch, pad_id=tokenizer.pad_token_id))
         for i, batch in enumerate(batches):
             batch = _to(_shard(batch, dist), dist.device)
-            with _autocast(phase.precision, dist.device):
+            with autocast(phase.precision, dist.device):
                 loss = loss_fn(train_model, batch)
             (loss / phase.grad_accum).backward()
             losses.append(float(loss.detach()))
@@ -97,43 +85,33 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
                         "optim": opt.state_dict(), "sched": sched.state_dict()})
     bar.close()
     model.eval()
-    record = phase.kind == "fusion" and phase.fusion.get("record_attention", True)
-    dev_score, dev_count = None, 0
+    dev_score, dev_count, attention = None, 0, None
     if phase.dev_examples != 0:
         dev_rows = dev_indices(phase, task)
         dev_count = len(task.splits["dev"].labels) if dev_rows is None else len(dev_rows)
-        dev_score = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,
-                                   record_attention=record, batch_size=dist.eval_batch_size, indices=dev_rows,
-                                   precision=phase.precision)
+        dev_score, attention = evaluate_model(model, task, "dev", tokenizer, phase.max_length, "head", dist.device,
+                                              attention_of=built.attention, batch_size=dist.eval_batch_size,
+                                              indices=dev_rows, precision=phase.precision)
     return PhaseOutput(
-        states=output_states(phase, model),
+        states=to_cpu(built.outputs()),
         metrics={"train_loss": float(np.mean(losses)) if losses else None, "dev_score": dev_score,
                  "dev_examples": dev_count,
                  "examples": examples, "steps": steps, "train_examples": len(data),
                  "train_indices": None if indices is None else indices.tolist(),
-                 "teacher_cached": cache is not None, "wall_s": time.perf_counter() - start, "loss_curve": curve,
-                 "trainable_params": sum(p.numel() for p in params)},
-        attention=attention_of(model, "fusion") if record and dev_score is not None else None,
+                 "wall_s": time.perf_counter() - start, "loss_curve": curve,
+                 "trainable_params": sum(p.numel() for p in params), **loss_metrics},
+        attention=attention,
     )
 
 
-def _param_groups(phase: Phase, model, params: list) -> list[dict]:
-    """One AdamW group per learning rate: the head at `head_lr`, a fine-tuned backbone at
-    `backbone_lr`, everything else (adapters, fusion) at `lr`; unset rates fall back to `lr`."""
-    head = {id(p) for p in model.heads["head"].parameters()}
-    backbone = {id(p) for p in model.backbone.parameters()}
-
-    def lr_of(p):
-        if id(p) in head:
-            return phase.head_lr or phase.lr
-        if id(p) in backbone:
-            return phase.backbone_lr or phase.lr
-        return phase.lr
-
+def _param_groups(train: dict, params: list) -> list[dict]:
+    """One AdamW group per learning rate (`train`: module -> rate, as the phase's kind built it),
+    groups and their parameters in the model's parameter order."""
+    lr = {id(p): rate for module, rate in train.items() for p in module.parameters()}
     groups: dict[float, list] = {}
     for p in params:
-        groups.setdefault(lr_of(p), []).append(p)
-    return [{"params": ps, "lr": lr} for lr, ps in groups.items()]
+        groups.setdefault(lr[id(p)], []).append(p)
+    return [{"params": ps, "lr": rate} for rate, ps in groups.items()]
 
 
 @torch.no_grad()
@@ -155,31 +133,19 @@ def predict(model: AdaptedModel, data, kind: str, head: str, pad_id: int, device
 
 
 def evaluate_model(model: AdaptedModel, task: Task, split: str, tokenizer, max_length: int, head: str,
-                   device: str = "cpu", record_attention: bool = False, batch_size: int = 128,
-                   indices: Optional[np.ndarray] = None, precision: str = "fp32") -> float:
+                   device: str = "cpu", attention_of: Optional[str] = None, batch_size: int = 128,
+                   indices: Optional[np.ndarray] = None, precision: str = "fp32") -> tuple[float, Optional[list]]:
     """`metric` of `head` on `split` (or the rows `indices` of it), predicting in `precision` (bf16:
     under autocast, as the phase trained; like transformers' Trainer, which evaluates under the
-    autocast it trains with)."""
+    autocast it trains with), and the mean attention of fusion layer `attention_of` per position
+    and fused adapter (rows sum to 1), or None."""
     data = encoded(task, split, tokenizer, max_length, indices)
-    for slot in model.slots.values():
-        slot.recording_attention = record_attention
-        slot.attention, slot.attention_count = {}, {}
-    with _autocast(precision, device):
-        pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device, batch_size)
-    for slot in model.slots.values():
-        slot.recording_attention = False
+    with model.attention_recording(attention_of or "", on=attention_of is not None) as attention:
+        with autocast(precision, device):
+            pred = predict(model, data, task.kind, head, tokenizer.pad_token_id, device, batch_size)
     labels = task.splits[split].labels
-    return float(metric_score(task.metric, labels if indices is None else labels[indices], pred, task.num_labels))
-
-
-def attention_of(model: AdaptedModel, fusion: str) -> list[list[float]]:
-    """Mean attention per teacher at every adapted position (rows sum to 1)."""
-    rows = []
-    for slot in model.slots.values():
-        total, count = slot.attention.get(fusion), slot.attention_count.get(fusion, 0)
-        if total is not None and count:
-            rows.append((total / count).tolist())
-    return rows
+    score = float(metric_score(task.metric, labels if indices is None else labels[indices], pred, task.num_labels))
+    return score, attention if attention_of is not None else None
 
 
 def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str] = None,
@@ -191,7 +157,6 @@ def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str]
     Returns (score, fusion attention per position or None).
     """
     from cl_sim.config import AdapterConfig
-    from cl_sim.phases import _add_fused_teacher, fresh_backbone
 
     split = split or task.eval_split
     head_phase = source.meta(dep.head)["phase"]
@@ -203,7 +168,7 @@ def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str]
     model = AdaptedModel(backbone, adapter, head_phase["pooling"])
     model.add_head("head", task.kind, task.num_labels)
     if dep.fusion:
-        model.set_active(_add_fused_teacher(model, dep.fusion, source, "head"))
+        model.set_active(add_fused(model, dep.fusion, source, "head"))
     else:
         model.load_head("head", source.states(dep.head)["head"])
     if dep.adapter:
@@ -211,7 +176,6 @@ def evaluate_deployed(dep, task: Task, source: StateSource, split: Optional[str]
         model.load_adapter("a", source.states(dep.adapter)["adapter"])
         model.set_active("a")
     model.to(device).eval()
-    score = evaluate_model(model, task, split, tokenizer, head_phase["max_length"], "head", device,
-                           record_attention=bool(dep.fusion), batch_size=batch_size,
-                           precision=head_phase.get("precision", "fp32"))
-    return score, attention_of(model, "fusion") if dep.fusion else None
+    return evaluate_model(model, task, split, tokenizer, head_phase["max_length"], "head", device,
+                          attention_of=FUSION if dep.fusion else None, batch_size=batch_size,
+                          precision=head_phase.get("precision", "fp32"))

@@ -41,14 +41,14 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
 @pytest.mark.parametrize("adapter", ["houlsby", "pfeiffer", "adalink"])
 def test_adapter_phase_trains_only_adapter_and_head(backbone, adapter):
     phase, task = _phase("adapter", backbone, adapter)
-    model, _, train = build_model(phase, task, source=None)
+    model, _, built = build_model(phase, task, source=None)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert trainable and all("cl_adapters.student" in n or n.startswith("heads.head.") for n in trainable)
     assert {n for n in trainable if n.startswith("heads.")} == {"heads.head.proj.weight", "heads.head.proj.bias"}
     assert not any("cl_adapters" in n for n in frozen)
     assert sum(p.numel() for n, p in model.named_parameters() if n in trainable) == \
-        sum(p.numel() for m in train for p in m.parameters())
+        sum(p.numel() for m in built.train for p in m.parameters())
 
 
 def test_head_phase_trains_only_the_head():
@@ -147,11 +147,11 @@ def test_head_of_another_size_is_rejected():
 
 
 def test_states_cross_the_store_boundary_as_cpu_tensors(tmp_path):
-    from cl_sim.phases import Dist, _shard, output_states, to_cpu
+    from cl_sim.phases import to_cpu
 
     phase, task = _phase("adapter")
-    model, _, _ = build_model(phase, task, source=None)
-    assert {v.device.type for part in output_states(phase, model).values() for v in part.values()} == {"cpu"}
+    _, _, built = build_model(phase, task, source=None)
+    assert {v.device.type for part in to_cpu(built.outputs()).values() for v in part.values()} == {"cpu"}
     on_meta = {"adapter": {"w": torch.empty(2, 2, device="meta")}}  # a model on a non-CPU device
     with pytest.raises(StoreError, match="tensors on meta.*CPU tensors"):
         Store(tmp_path).put("adapter-x", on_meta, {})

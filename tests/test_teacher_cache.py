@@ -1,6 +1,7 @@
 """The frozen teacher's outputs cached once per example (issue 12.3): the cache returns what the
 teacher computes on each batch, a distill phase trained from it matches one that reruns the
 teacher, and a phase past the memory bound recomputes instead."""
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,10 @@ import torch
 from cl_sim.config import load_config, ordering
 from cl_sim.data.tokenize import iterate
 from cl_sim.execution.local import LocalExecutor
-from cl_sim.phases import Phase, build_model, encoded, teacher_outputs, train_indices
+from cl_sim.kinds.distill import teacher_outputs
+from cl_sim.kinds.fusion import FUSION
+from cl_sim.model import Fuse
+from cl_sim.phases import Phase, build_model, encoded, train_indices
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -26,6 +30,18 @@ def i2i_run(store_dir, *overrides):
     tasks = load_tasks(cfg)
     ex = LocalExecutor(Store(store_dir), tasks, threads=1)
     return run_stream(cfg, tasks, ex, ordering(cfg), log=lambda m: None), ex, tasks
+
+
+def with_distill(phase: Phase, **changes) -> Phase:
+    """`phase` with some of its `method.distill` settings changed."""
+    spec = phase.spec
+    return dataclasses.replace(phase, spec=dataclasses.replace(spec, distill=dataclasses.replace(spec.distill, **changes)))
+
+
+def teacher(phase: Phase, store) -> Fuse:
+    """The fused teacher a distill phase's model holds: adapters t0, t1, ... under the fusion layer."""
+    fused = Phase.from_dict(store.meta(phase.spec.teacher_fusion)["phase"])
+    return Fuse(tuple(f"t{i}" for i in range(len(fused.spec.teachers))), FUSION)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +60,13 @@ def test_cache_returns_the_teachers_outputs_for_every_shuffled_batch(stream, tar
     model.eval()
     data = encoded(task, "train", tokenizer, phase.max_length, train_indices(phase, task))
     want_hidden = target != "logits"
-    cache = TeacherCache.build(lambda b: teacher_outputs(model, b), data, 5, tokenizer.pad_token_id, "cpu",
+    fused = teacher(phase, store)
+    cache = TeacherCache.build(lambda b: teacher_outputs(model, fused, b), data, 5, tokenizer.pad_token_id, "cpu",
                                want_hidden)
     assert cache.logits.shape[0] == len(data)
     for batch in iterate(data, 4, shuffle=True, seed=3, pad_id=tokenizer.pad_token_id):
         logits, hidden = cache(batch)
-        ref_logits, ref_hidden = teacher_outputs(model, batch)
+        ref_logits, ref_hidden = teacher_outputs(model, fused, batch)
         torch.testing.assert_close(logits, ref_logits, atol=1e-5, rtol=1e-4)
         if not want_hidden:
             assert hidden == []
@@ -66,7 +83,7 @@ def test_cached_distill_phase_matches_recomputing_the_teacher(stream):
     phase, task, store, rec = stream
     cached = run_phase(phase, task, store)
     assert cached.metrics["teacher_cached"] is True
-    recomputed_phase = Phase.from_dict({**phase.to_dict(), "distill": {**phase.distill, "cache_teacher": False}})
+    recomputed_phase = with_distill(phase, cache_teacher=False)
     recomputed = run_phase(recomputed_phase, task, store)
     assert recomputed.metrics["teacher_cached"] is False
     assert cached.metrics["steps"] == recomputed.metrics["steps"] > 0
@@ -86,18 +103,20 @@ def test_past_the_memory_bound_the_teacher_is_recomputed(stream, capsys):
     data = encoded(task, "train", tokenizer, phase.max_length)
     need = TeacherCache.estimate_mb(data, model.hidden, len(model.slots), True)
     assert need > 0
-    tight = {**phase.distill, "cache_max_mb": need / 2}
-    assert teacher_cache(lambda b: teacher_outputs(model, b), data, tight, model.hidden, len(model.slots), 8,
+    tight = dataclasses.replace(phase.spec.distill, cache_max_mb=need / 2)
+    fused = teacher(phase, store)
+    assert teacher_cache(lambda b: teacher_outputs(model, fused, b), data, tight, model.hidden, len(model.slots), 8,
                          tokenizer.pad_token_id, "cpu") is None
     assert "the teacher runs on every step instead" in capsys.readouterr().out
-    off = {**phase.distill, "cache_teacher": False}
-    assert teacher_cache(lambda b: teacher_outputs(model, b), data, off, model.hidden, len(model.slots), 8,
+    off = dataclasses.replace(phase.spec.distill, cache_teacher=False)
+    assert teacher_cache(lambda b: teacher_outputs(model, fused, b), data, off, model.hidden, len(model.slots), 8,
                          tokenizer.pad_token_id, "cpu") is None
 
 
 def test_cache_setting_is_part_of_the_distill_key(stream):
     phase = stream[0]
-    other = Phase.from_dict({**phase.to_dict(), "distill": {**phase.distill, "cache_teacher": False}})
+    other = with_distill(phase, cache_teacher=False)
+    assert Phase.from_dict(other.to_dict()) == other
     assert other.key() != phase.key()
 
 

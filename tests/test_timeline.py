@@ -82,10 +82,13 @@ def test_fusion_costs_grow_with_the_number_of_teachers():
 
     cfg, tasks, phases = _phases("fusion")
     fusion = next(p for p in phases if p.kind == "fusion")
-    one, five = (dataclasses.replace(fusion, teachers=tuple(f"k{i}" for i in range(n))) for n in (1, 5))
+    one, five = (dataclasses.replace(fusion, spec=dataclasses.replace(fusion.spec, teachers=tuple(f"k{i}" for i in range(n))))
+                 for n in (1, 5))
     s1, s5 = predicted_seconds([one], tasks, cfg)[0], predicted_seconds([five], tasks, cfg)[0]
     assert s5 == pytest.approx(1.8 * s1)  # docs/PERFORMANCE.md: a 5-teacher fusion step ~1.8x a 1-teacher one
-    factorized = dataclasses.replace(five, fusion={**five.fusion, "factorized": True})
+    spec = five.spec
+    factorized = dataclasses.replace(five, spec=dataclasses.replace(spec, fusion=dataclasses.replace(spec.fusion,
+                                                                                                     factorized=True)))
     assert s1 < predicted_seconds([factorized], tasks, cfg)[0] < s5
 
 
@@ -150,7 +153,8 @@ class _OrderCheckingExecutor:
         self.done, self.lock = set(), threading.Lock()
 
     def run(self, phase):
-        needs = set(phase.teachers) | {k for k in (phase.init, phase.teacher_fusion) if k}
+        spec = phase.spec  # fusion: its teachers' keys; distill: its fusion's key
+        needs = set(getattr(spec, "teachers", ())) | {k for k in (phase.init, getattr(spec, "teacher_fusion", None)) if k}
         with self.lock:
             missing = needs - self.done
             assert not missing, f"{phase.task} ran before {missing}"

@@ -8,6 +8,9 @@ from typing import Callable, Optional
 
 from cl_sim.config import Config
 from cl_sim.data.task import Task
+from cl_sim.kinds import KINDS
+from cl_sim.kinds.distill import DistillSpec
+from cl_sim.kinds.fusion import FusionSpec
 from cl_sim.phases import Phase
 
 
@@ -44,31 +47,31 @@ class MethodContext:
     run: Callable[[Phase], str]  # runs or reuses a phase; returns its store key
     phases: list[str] = field(default_factory=list)
 
-    def phase(self, kind: str, **fields) -> Phase:
-        """A phase of `kind` on this task with the config's defaults, overridden by `fields`."""
+    def phase(self, kind: str, spec=None, **fields) -> Phase:
+        """A phase of `kind` on this task with the config's defaults, overridden by `fields`;
+        `spec`: the kind's own fields (None = its defaults)."""
         c, t = self.cfg, self.cfg.training
-        adapter = dataclasses.asdict(c.adapter) if kind in ("adapter", "fusion", "distill") else None
+        adapter = dataclasses.asdict(c.adapter) if KINDS[kind].uses_adapter else None
         base = dict(kind=kind, task=self.task.name, data_hash=self.task.data_hash(), backbone=c.backbone.name,
                     pooling=c.backbone.pooling, max_length=c.backbone.max_length, adapter=adapter, seed=t.seed,
                     epochs=t.epochs, lr=t.lr, batch_size=t.batch_size, grad_accum=t.grad_accum,
                     weight_decay=t.weight_decay, precision=t.precision, max_examples=t.max_train_examples,
                     dev_examples=t.dev_examples)
-        return Phase(**{**base, **fields})
+        return Phase(**{**base, **fields}, spec=spec)
 
     def fusion_phase(self, teachers: tuple[str, ...], **fields) -> Phase:
         f = self.cfg.method.fusion
-        return self.phase("fusion", teachers=teachers, lr=f.lr, head_lr=f.head_lr or self.cfg.training.lr,
-                          epochs=f.epochs or self.cfg.training.epochs,
-                          grad_accum=f.grad_accum, fusion=dataclasses.asdict(f), **fields)
+        return self.phase("fusion", FusionSpec(tuple(teachers), f), lr=f.lr, head_lr=f.head_lr or self.cfg.training.lr,
+                          epochs=f.epochs or self.cfg.training.epochs, grad_accum=f.grad_accum, **fields)
 
-    def distill_phase(self, fusion_key: str, **fields) -> Phase:
-        """`distill.min_steps` counts full-data steps; a low-shot phase gets the same share of it
-        as of the data (5% of the data: 5% of the floor), so the floor keeps low-shot cheap."""
-        d = dataclasses.asdict(self.cfg.method.distill)
-        d.update(fields.pop("distill", {}))
-        floor = math.ceil(d["min_steps"] * fields.get("fraction", 1.0))
-        return self.phase("distill", teacher_fusion=fusion_key, epochs=d["epochs"] or self.cfg.training.epochs,
-                          min_steps=floor, distill=d, **fields)
+    def distill_phase(self, fusion_key: str, distill: Optional[dict] = None, **fields) -> Phase:
+        """`distill`: `method.distill` settings this phase overrides. `distill.min_steps` counts
+        full-data steps; a low-shot phase gets the same share of it as of the data (5% of the data:
+        5% of the floor), so the floor keeps low-shot cheap."""
+        d = dataclasses.replace(self.cfg.method.distill, **(distill or {}))
+        floor = math.ceil(d.min_steps * fields.get("fraction", 1.0))
+        return self.phase("distill", DistillSpec(fusion_key, d), epochs=d.epochs or self.cfg.training.epochs,
+                          min_steps=floor, **fields)
 
     def intermediate(self) -> dict:
         """Phase fields of a phase whose result is only an input to later phases (I2I's Improvise

@@ -12,7 +12,8 @@ from cl_sim.data.tokenize import iterate
 from cl_sim.execution.local import LocalExecutor
 from cl_sim.methods import Deployed
 from cl_sim.model import AdaptedModel
-from cl_sim.phases import Phase, _add_fused_teacher, encoded, fresh_backbone
+from cl_sim.kinds.fusion import add_fused
+from cl_sim.phases import Phase, encoded, fresh_backbone
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -124,8 +125,8 @@ def test_reloaded_fusion_predicts_exactly_as_the_trained_model(tmp_path, monkeyp
     key = rec.tasks[-1]["phase_keys"].split(",")[-1]
     phase, task = Phase.from_dict(ex.store.meta(key)["phase"]), ex.tasks["small"]
     trained = {}  # the model as training left it, before anything went through the store
-    keep = train_module.output_states
-    monkeypatch.setattr(train_module, "output_states", lambda p, m: keep(p, trained.setdefault("model", m)))
+    keep = train_module.build_model
+    monkeypatch.setattr(train_module, "build_model", lambda *a: (built := keep(*a), trained.setdefault("model", built[0]))[0])
     out = train_module.run_phase(phase, task, ex.store)  # the same phase again: same seed, same weights
 
     fresh = Store(ex.store.root)  # no in-memory cache: states come back from the safetensors files
@@ -135,7 +136,7 @@ def test_reloaded_fusion_predicts_exactly_as_the_trained_model(tmp_path, monkeyp
         assert all(torch.equal(stored[group][k], out.states[group][k]) for k in stored[group])
     reloaded = AdaptedModel(fresh_backbone(phase.backbone)[0], AdapterConfig(**phase.adapter), phase.pooling)
     reloaded.add_head("head", task.kind, task.num_labels)
-    reloaded.set_active(_add_fused_teacher(reloaded, key, fresh, "head"))
+    reloaded.set_active(add_fused(reloaded, key, fresh, "head"))
     tokenizer = fresh_backbone(phase.backbone)[1]
     data = encoded(task, "test", tokenizer, phase.max_length)
     batch = next(iter(iterate(data, len(data), shuffle=False, seed=0, pad_id=tokenizer.pad_token_id)))
