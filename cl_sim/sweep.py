@@ -34,14 +34,16 @@ from cl_sim.config import Config, build, load_config, save_config, validate
 from cl_sim.errors import ConfigError
 from cl_sim.search_space import ORDER_PREFIX, did_you_mean, flat_keys, ordering_from_keys, parse_space, set_key, short_value
 from cl_sim.storage import resolve as resolve_root
-from cl_sim.method_names import USES_TEACHERS
+from cl_sim.methods import METHODS
 
 Log = Callable[[str], None]
 # trial param -> (config section, key)
 PARAMS = {"ordering": ("stream", "ordering"), "method": ("method", "name"), "seed": ("training", "seed"),
           "teacher_count": ("method", "teacher_count"), "low_shot_fraction": ("method", "low_shot_fraction"),
           "i2i_variant": ("method", "i2i_variant")}
-I2I_ONLY = ("low_shot_fraction", "i2i_variant")
+# trial params only some methods read: teacher_count those that use teachers, the rest those naming
+# them in their registry entry (`Method.sweep_axes`); the others' trials drop them
+METHOD_AXES = ("teacher_count", "low_shot_fraction", "i2i_variant")
 TRIAL_COLUMNS = ("trial_id", "method", "seed", "ordering", "teacher_count", "low_shot_fraction", "i2i_variant")
 SUMMARY = ("avg_accuracy", "bwt", "mean_forgetting", "forgetting_undefined", "mean_kt", "kt_undefined",
            "mean_kt_matched")
@@ -212,18 +214,22 @@ def orderings(names: Sequence[str], sample: Optional[int] = None, seed: int = 0)
 
 def grid(**axes: Sequence) -> list[dict]:
     """Cartesian product of the axes as trial dicts; params a method ignores are dropped
-    (teacher_count without teachers, low-shot settings outside I2I), duplicates removed."""
+    (teacher_count without teachers, axes outside the method's `sweep_axes`), duplicates removed."""
     trials: dict[str, dict] = {}
     for values in itertools.product(*axes.values()):
         params = dict(zip(axes, values))
         method = params.get("method")
-        if method is not None and method not in USES_TEACHERS:
-            params.pop("teacher_count", None)
-        if method is not None and method != "i2i":
-            for k in I2I_ONLY:
+        if method in METHODS:  # an unknown name fails validation with its own message
+            for k in set(METHOD_AXES) - reads(method):
                 params.pop(k, None)
         trials.setdefault(trial_id(params), params)
     return list(trials.values())
+
+
+def reads(method: str) -> set[str]:
+    """The `METHOD_AXES` a registered method reads."""
+    entry = METHODS[method]
+    return set(entry.sweep_axes) | ({"teacher_count"} if entry.uses_teachers else set())
 
 
 def trials_for(cfg: Config, sweep: SweepConfig) -> list[dict]:
@@ -293,7 +299,8 @@ def trial_config(base: dict, params: dict) -> Config:
                               f"(known: {', '.join(PARAMS)} or a config key)")
     if any(k.startswith(ORDER_PREFIX) for k in params):
         tree["stream"]["ordering"] = list(ordering_from_keys(params))
-    if tree["method"]["name"] not in USES_TEACHERS:  # a base teacher_count must not reject st_a trials
+    if tree["method"]["name"] in METHODS and "teacher_count" not in reads(tree["method"]["name"]):
+        # a base teacher_count must not reject st_a trials
         tree["method"]["teacher_count"] = None
     cfg = build(Config, tree)
     validate(cfg)
@@ -304,13 +311,13 @@ def trial_columns(cfg: Config, params: dict) -> dict:
     """The columns that say which trial a row belongs to (NaN where a method ignores a param), and
     one column per searched config key (`training.lr`)."""
     m = cfg.method
-    i2i, tc = m.name == "i2i", m.teacher_count
+    tc, axes = m.teacher_count, reads(m.name)
     order = trial_ordering(params) or cfg.stream.ordering or tuple(t.name for t in cfg.tasks)
     return {"trial_id": trial_id(params), "method": m.name, "seed": cfg.training.seed,
             "ordering": ">".join(order),
-            "teacher_count": float(tc) if m.name in USES_TEACHERS and tc is not None else math.nan,
-            "low_shot_fraction": m.low_shot_fraction if i2i else math.nan,
-            "i2i_variant": m.i2i_variant if i2i else None, **searched(params)}
+            "teacher_count": float(tc) if "teacher_count" in axes and tc is not None else math.nan,
+            "low_shot_fraction": m.low_shot_fraction if "low_shot_fraction" in axes else math.nan,
+            "i2i_variant": m.i2i_variant if "i2i_variant" in axes else None, **searched(params)}
 
 
 def absolute_paths(cfg: Config) -> Config:

@@ -54,7 +54,7 @@ from cl_sim import metrics
 from cl_sim.config import Config
 from cl_sim.data.task import Task, stable_seed
 from cl_sim.errors import ConfigError
-from cl_sim.methods import USES_TEACHERS, Deployed, Prior
+from cl_sim.methods import METHODS, Deployed, Prior
 from cl_sim.kinds import KINDS
 from cl_sim.kinds.fusion import TEACHER_STEP_COST  # noqa: F401 (part of the cost model)
 from cl_sim.phases import Phase
@@ -285,7 +285,7 @@ def plan_timeline(cfg: Config, tasks: dict[str, Task], events: Sequence[ArrivalE
     def duration(index: int, event: ArrivalEvent, available: tuple[str, ...]) -> float:
         task = tasks[event.task]
         history = [priors[n] for n in available]
-        teachers = pick_teachers(cfg, task, history, tasks) if cfg.method.name in USES_TEACHERS else []
+        teachers = pick_teachers(cfg, task, history, tasks) if METHODS[cfg.method.name].uses_teachers else []
         arrival, phases = _dry_run(cfg, task, teachers, history)
         priors[task.name] = Prior(task.name, arrival.adapter, arrival.deployed[task.name])
         seconds, steps = predicted_seconds(phases, tasks, cfg)

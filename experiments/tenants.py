@@ -28,7 +28,7 @@ from cl_sim.errors import CLSimError
 from cl_sim.execution import open_executor, resolve
 from cl_sim.execution.base import overhead_line
 from cl_sim.io import atomic_write_json, atomic_write_parquet
-from cl_sim.method_names import check_supported
+from cl_sim.methods import check_supported
 from cl_sim.report import write_report
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks

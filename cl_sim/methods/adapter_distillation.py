@@ -12,7 +12,7 @@ per-position adapter outputs (`target=both`), and the task loss kept in stage 2 
 the student keeps learning its own labels while it absorbs the teachers. With no teachers the
 method is ST-A. Inference cost equals ST-A's.
 """
-from cl_sim.methods.base import Arrival, Deployed
+from cl_sim.methods.spec import Arrival, Deployed, Method
 
 
 def arrive(ctx, teachers, history) -> Arrival:
@@ -23,3 +23,6 @@ def arrive(ctx, teachers, history) -> Arrival:
                                        **ctx.intermediate()))
     key = ctx.train(ctx.distill_phase(fused, init=student, distill={"task_weight": 1.0}))
     return Arrival({ctx.task.name: Deployed(head=key, adapter=key)}, adapter=key, phases=ctx.phases)
+
+
+METHOD = Method(arrive, uses_teachers=True, uses_adapters=True)

@@ -1,4 +1,5 @@
-"""Plain data shared by the methods: what a finished task leaves behind and how tasks deploy."""
+"""The context a method's recipe builds and runs phases with (`MethodContext`); the plain data it
+returns is in `cl_sim.methods.spec` (re-exported here)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,34 +11,12 @@ from cl_sim.config import Config
 from cl_sim.data.task import Task
 from cl_sim.kinds import KINDS
 from cl_sim.kinds.distill import DistillSpec
+from cl_sim.kinds.finetune import FinetuneSpec
 from cl_sim.kinds.fusion import FusionSpec
+from cl_sim.methods.spec import Arrival, Deployed, Method, Prior
 from cl_sim.phases import Phase
 
-
-@dataclass(frozen=True)
-class Deployed:
-    """What inference on a task loads: store keys, nothing else."""
-
-    head: str  # entry holding the task head
-    adapter: Optional[str] = None  # entry holding the task's single adapter
-    fusion: Optional[str] = None  # fusion entry (its teacher adapters are listed in its phase)
-    backbone: Optional[str] = None  # entry holding a fine-tuned backbone
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A task that finished before the current phase started."""
-
-    task: str
-    adapter: Optional[str]  # the adapter later tasks fuse or distil from (None: method has none)
-    deployed: Deployed
-
-
-@dataclass
-class Arrival:
-    deployed: dict[str, Deployed]  # this task, plus earlier tasks whose deployment changed
-    adapter: Optional[str]
-    phases: list[str] = field(default_factory=list)  # store keys, in the order they ran
+__all__ = ["Arrival", "Deployed", "Method", "MethodContext", "Prior"]
 
 
 @dataclass
@@ -58,6 +37,10 @@ class MethodContext:
                     weight_decay=t.weight_decay, precision=t.precision, max_examples=t.max_train_examples,
                     dev_examples=t.dev_examples)
         return Phase(**{**base, **fields}, spec=spec)
+
+    def finetune_phase(self, **fields) -> Phase:
+        """Backbone + head at `training.finetune_lr` for the backbone."""
+        return self.phase("finetune", FinetuneSpec(backbone_lr=self.cfg.training.finetune_lr), **fields)
 
     def fusion_phase(self, teachers: tuple[str, ...], **fields) -> Phase:
         f = self.cfg.method.fusion

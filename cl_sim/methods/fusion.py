@@ -12,7 +12,7 @@ adapter plus the fusion layer, so its parameter count grows with the number of a
 teachers (the first task, or `teacher_count=0`) the method is ST-A, as I2I and AdapterDistillation
 are: a fusion layer over the task's own single adapter would add training, not transfer.
 """
-from cl_sim.methods.base import Arrival, Deployed
+from cl_sim.methods.spec import Arrival, Deployed, Method
 
 
 def arrive(ctx, teachers, history) -> Arrival:
@@ -22,3 +22,6 @@ def arrive(ctx, teachers, history) -> Arrival:
     adapters = tuple(sorted({t.adapter for t in teachers} | {own}))
     key = ctx.train(ctx.fusion_phase(adapters, init=own))
     return Arrival({ctx.task.name: Deployed(head=key, fusion=key)}, adapter=own, phases=ctx.phases)
+
+
+METHOD = Method(arrive, uses_teachers=True, uses_adapters=True)

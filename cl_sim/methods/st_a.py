@@ -1,8 +1,11 @@
 """ST-A: a fresh adapter + head per task, independent of order (Houlsby et al. 2019,
 "Parameter-Efficient Transfer Learning for NLP"; Pfeiffer et al. 2021 single-task adapters)."""
-from cl_sim.methods.base import Arrival, Deployed
+from cl_sim.methods.spec import Arrival, Deployed, Method
 
 
 def arrive(ctx, teachers, history) -> Arrival:
     key = ctx.train(ctx.phase("adapter"))
     return Arrival({ctx.task.name: Deployed(head=key, adapter=key)}, adapter=key, phases=ctx.phases)
+
+
+METHOD = Method(arrive, uses_adapters=True, single_task=True)
