@@ -5,6 +5,9 @@
         phases   = the method's recipe for this task (run, or reused from the store)
         R[i, :]  = score of every task seen so far, as each is deployed now
 
+    references = the KT reference scores, each task trained alone (`references`: up to 2n more phases)
+    summary    = per-task rows, the matrix, the run's metrics (`summarize`)
+
 The executor (local or Ray) only runs phases and evaluations; this loop is the same for both.
 """
 from __future__ import annotations
@@ -91,6 +94,24 @@ def matched_reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str,
     return np.asarray(scores)
 
 
+@dataclass(frozen=True)
+class References:
+    """Single-task scores KT compares a run against, per task in arrival order (None: not computed)."""
+
+    ref: Optional[np.ndarray]  # `method.kt_reference` trained on each task alone (CLiMB's S_ref)
+    matched: Optional[np.ndarray]  # step-matched ST-A: teacher methods with `method.kt_matched`
+
+
+def references(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor,
+               steps: Sequence[int]) -> References:
+    """Train (or reuse from the store) the phases KT needs after the stream: the reference method on
+    each task alone, then for a teacher method ST-A for as many steps as it spent per task (`steps`)."""
+    ref = reference_scores(cfg, order, tasks, executor)
+    matched = (matched_reference_scores(cfg, order, tasks, executor, steps)
+               if cfg.method.kt_matched and METHODS[cfg.method.name].uses_teachers else None)
+    return References(ref, matched)
+
+
 def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[str], run_id: str = "run",
                log=print, on_arrival: Optional[Callable[[dict], None]] = None) -> RunRecord:
     """Run `order` with `cfg.method`; `executor` provides `run(phase) -> key` and `evaluate`.
@@ -121,7 +142,8 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
         if on_arrival is not None:
             on_arrival({"arrival": i + 1, "task": name, "score": float(R[i, i]),
                         "avg_seen": float(np.nanmean(R[i, : i + 1])), "phases": len(arrival.phases)})
-    _finish(cfg, rec, tasks, deployed, executor, run_id)
+    refs = references(cfg, order, tasks, executor, [row["train_steps"] for row in rec.tasks])
+    summarize(cfg, rec, tasks, deployed, executor.store, refs, run_id)
     return rec
 
 
@@ -146,21 +168,20 @@ def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int)
     return rows
 
 
-def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict, executor, run_id: str) -> None:
+def summarize(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict, store, refs: References,
+              run_id: str) -> None:
+    """Complete `rec`: every task row's scores, KT, forgetting and costs, the matrix rows, the summary."""
     order, R = rec.ordering, rec.R
     random = np.asarray([tasks[n].random_score for n in order])
-    ref = reference_scores(cfg, order, tasks, executor)
+    ref, matched = refs.ref, refs.matched
     kt = metrics.knowledge_transfer(np.diag(R), ref, random) if ref is not None else np.full(len(order), np.nan)
-    steps = [row["train_steps"] for row in rec.tasks]
-    matched = (matched_reference_scores(cfg, order, tasks, executor, steps)
-               if cfg.method.kt_matched and METHODS[cfg.method.name].uses_teachers else None)
     kt_matched = (metrics.knowledge_transfer(np.diag(R), matched, random) if matched is not None
                   else np.full(len(order), np.nan))
     fgt = metrics.forgetting(R, random)
     backbone_params = backbone_param_count(cfg)
     for i, row in enumerate(rec.tasks):
         name = order[i]
-        costs = deployment_costs(deployed[name], executor.store)
+        costs = deployment_costs(deployed[name], store)
         own = [r for r in rec.phases if r["arrival"] == i and KINDS[r["kind"]].uses_adapter]
         kept = {k for k in costs["entries"] if any(r["key"] == k for r in own)} or costs["entries"]
         row.update({"final_score": R[-1, i], "diag_score": R[i, i], "ref_score": None if ref is None else ref[i],
@@ -168,7 +189,7 @@ def _finish(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict,
                     "ref_matched_score": None if matched is None else matched[i], "kt_matched": kt_matched[i],
                     "inference_params": costs["inference_params"],
                     "inference_params_pct": 100.0 * costs["inference_params"] / backbone_params,
-                    "stored_bytes": sum(executor.store.meta(k)["bytes"] for k in kept)})
+                    "stored_bytes": sum(store.meta(k)["bytes"] for k in kept)})
     for i in range(len(order)):
         for j in range(len(order)):
             if not np.isnan(R[i, j]):
