@@ -21,16 +21,7 @@ from cl_sim import stats
 from cl_sim.methods import METHODS
 from cl_sim.tables import markdown_table
 
-# the papers' figures, from ../shared/seeds/*.md
-PAPER = {
-    "st_a_vs_ft": "Houlsby et al. 2019: adapters within 0.4 points of full fine-tuning on GLUE (80.0 vs 80.4)",
-    "fusion_vs_st_a": "Pfeiffer et al. 2021 (AdapterFusion): 77.33 vs 76.05 mean; largest gains on small "
-                      "targets (RTE +6.5, MRPC +5.6)",
-    "i2i": "Srinivasan et al. 2023 (I2I): about +4% knowledge transfer over independent adapters",
-    "ad_vs_fusion": "Wang et al. 2023 (AdapterDistillation): similar accuracy to Fusion with 1.45% vs 21.36% "
-                    "of the backbone's parameters per task; about 20x the tenants in one storage budget",
-    "forgetting": "sequential fine-tuning forgets earlier tasks (the baseline every CL method is measured against)",
-}
+# the papers' figures (from ../shared/seeds/*.md) are the `claims` of each method's registry entry
 BUDGET_BYTES = 10_000_000
 
 
@@ -50,36 +41,37 @@ def _paired_row(label: str, a: dict, b: dict, paper: str) -> dict:
             "paper": paper}
 
 
-def i2i_labels(methods) -> list[str]:
-    return sorted(m for m in methods if m == "i2i" or m.startswith("i2i-"))
+def labels(name: str, methods) -> list[str]:
+    """The table's labels of registered method `name`: itself and its variants (`i2i-FF`), sorted."""
+    return sorted(m for m in methods if m == name or m.startswith(f"{name}-"))
+
+
+def title(label: str) -> str:
+    """`i2i-FF` -> `I2I-FF`: the method's report title plus the variant."""
+    name = str(label).split("-")[0]
+    return (METHODS[name].title or name) + str(label)[len(name):] if name in METHODS else str(label)
 
 
 def comparisons(tasks: pd.DataFrame) -> pd.DataFrame:
-    """Every paper comparison whose methods are in `tasks`."""
+    """Every paper comparison (`Method.claims`) whose methods are in `tasks`."""
     methods = set(tasks["method"])
-    rows = []
-    if {"st_a", "finetune"} <= methods:
-        for task in sorted(tasks["task"].unique()):
-            on = lambda g, t=task: g["task"] == t  # noqa: E731
-            rows.append(_paired_row(f"ST-A - full FT, {task}", _points(tasks, "st_a", where=on),
-                                    _points(tasks, "finetune", where=on), PAPER["st_a_vs_ft"]))
     later = lambda g: g["position"] > 0  # noqa: E731  (tasks that had teachers)
-    if {"st_a", "fusion"} <= methods:
-        rows.append(_paired_row("Fusion - ST-A, targets with teachers", _points(tasks, "fusion", where=later),
-                                _points(tasks, "st_a", where=later), PAPER["fusion_vs_st_a"]))
-    for m in i2i_labels(methods):  # i2i, or i2i-FF / i2i-FL / i2i-LL when a study varies the variant
-        name = "I2I" + m[3:]
-        if "st_a" in methods:
-            rows.append(_paired_row(f"{name} - ST-A, targets with teachers", _points(tasks, m, where=later),
-                                    _points(tasks, "st_a", where=later), PAPER["i2i"]))
-        if tasks.loc[tasks["method"] == m, "ref_matched_score"].notna().any():
-            rows.append(_paired_row(f"{name} - step-matched ST-A, targets with teachers",
-                                    _points(tasks, m, where=later),
-                                    _points(tasks, m, "ref_matched_score", where=later), PAPER["i2i"]))
-    if {"fusion", "adapter_distillation"} <= methods:
-        rows.append(_paired_row("AdapterDistillation - Fusion, targets with teachers",
-                                _points(tasks, "adapter_distillation", where=later),
-                                _points(tasks, "fusion", where=later), PAPER["ad_vs_fusion"]))
+    rows = []
+    for name, method in METHODS.items():
+        for claim, label in ((c, m) for c in method.claims for m in labels(name, methods)):
+            versus = f"{title(label)} - {title(claim.versus)}"
+            if claim.versus in methods and claim.per_task:
+                for task in sorted(tasks["task"].unique()):
+                    on = lambda g, t=task: g["task"] == t  # noqa: E731
+                    rows.append(_paired_row(f"{versus}, {task}", _points(tasks, label, where=on),
+                                            _points(tasks, claim.versus, where=on), claim.paper))
+            elif claim.versus in methods:
+                rows.append(_paired_row(f"{versus}, targets with teachers", _points(tasks, label, where=later),
+                                        _points(tasks, claim.versus, where=later), claim.paper))
+            if claim.matched and tasks.loc[tasks["method"] == label, "ref_matched_score"].notna().any():
+                rows.append(_paired_row(f"{title(label)} - step-matched ST-A, targets with teachers",
+                                        _points(tasks, label, where=later),
+                                        _points(tasks, label, "ref_matched_score", where=later), claim.paper))
     return pd.DataFrame(rows)
 
 
@@ -87,10 +79,8 @@ def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
     """KT against ST-A and against the step-matched ST-A, per teacher method, over seeds; only rows
     that had teachers (`stats.had_teachers`: elsewhere KT is 0 by construction), with the count."""
     rows = []
-    labels = sorted(set(tasks["method"]))
-    teacher_labels = [label for name, m in METHODS.items() if m.uses_teachers
-                      for label in [name, *(x for x in labels if x.startswith(f"{name}-"))]]  # i2i-FF, ...
-    for method in teacher_labels:
+    methods = set(tasks["method"])
+    for method in [m for name, entry in METHODS.items() if entry.uses_teachers for m in labels(name, methods)]:
         all_rows = tasks[tasks["method"] == method]
         g = all_rows[stats.had_teachers(all_rows)]
         if g.empty:
@@ -107,12 +97,13 @@ def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
 
 
 def ordering_effect(tasks: pd.DataFrame) -> pd.DataFrame:
-    """Per I2I variant and task: does the order of the tasks before it change the task's score
-    beyond seed noise? Seeds are blocks (`stats.ordering_test`: permutation and F-test p-values,
+    """Per order-dependent method (I2I variants apart) and task: does the order of the tasks before
+    it change the task's score beyond seed noise? Seeds are blocks (`stats.ordering_test`: permutation and F-test p-values,
     the ordering's share of variance with an interval that can include 0, and the best - worst
     spread beside what seed noise alone gives)."""
     rows = []
-    for method in i2i_labels(set(tasks["method"])):
+    methods = set(tasks["method"])
+    for method in [m for name, entry in METHODS.items() if not entry.single_task for m in labels(name, methods)]:
         g = tasks[tasks["method"] == method]
         if g["ordering"].nunique() < 2:
             continue
@@ -187,11 +178,15 @@ def study_section(s: dict) -> str:
 
 
 def _variant_note(tasks: pd.DataFrame) -> str:
-    """"; I2I variant FF" when the study's `i2i` rows share one variant (several get their own labels)."""
+    """"; I2I variant FF" when the rows of a method with variants share one (several get their own labels)."""
     if "i2i_variant" not in tasks:
         return ""
-    variants = sorted(tasks.loc[tasks["method"] == "i2i", "i2i_variant"].dropna().unique())
-    return f"; I2I variant {variants[0]}" if len(variants) == 1 else ""
+    varied = [n for n, m in METHODS.items() if "i2i_variant" in m.sweep_axes and n in set(tasks["method"])]
+    for name in varied:
+        variants = sorted(tasks.loc[tasks["method"] == name, "i2i_variant"].dropna().unique())
+        if len(variants) == 1:
+            return f"; {title(name)} variant {variants[0]}"
+    return ""
 
 
 def sections_by_title(markdown: str) -> dict[str, str]:

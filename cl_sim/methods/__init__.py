@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from cl_sim.errors import ConfigError
 from cl_sim.methods import adapter_distillation, finetune, fusion, head_only, i2i, sequential_ft, st_a
-from cl_sim.methods.spec import Arrival, Deployed, Method, Prior
+from cl_sim.methods.spec import Arrival, Claim, Deployed, Method, Prior
 
 METHODS: dict[str, Method] = {
     "st_a": st_a.METHOD,
@@ -44,4 +44,4 @@ def check_supported(cfg) -> None:
                           f"KT needs one of {', '.join(references)} (trained on each task alone)")
 
 
-__all__ = ["METHODS", "Arrival", "Deployed", "Method", "Prior", "check_supported", "uses_teachers"]
+__all__ = ["METHODS", "Arrival", "Claim", "Deployed", "Method", "Prior", "check_supported", "uses_teachers"]

@@ -12,7 +12,7 @@ per-position adapter outputs (`target=both`), and the task loss kept in stage 2 
 the student keeps learning its own labels while it absorbs the teachers. With no teachers the
 method is ST-A. Inference cost equals ST-A's.
 """
-from cl_sim.methods.spec import Arrival, Deployed, Method
+from cl_sim.methods.spec import Arrival, Claim, Deployed, Method
 
 
 def arrive(ctx, teachers, history) -> Arrival:
@@ -25,4 +25,6 @@ def arrive(ctx, teachers, history) -> Arrival:
     return Arrival({ctx.task.name: Deployed(head=key, adapter=key)}, adapter=key, phases=ctx.phases)
 
 
-METHOD = Method(arrive, uses_teachers=True, uses_adapters=True)
+METHOD = Method(arrive, uses_teachers=True, uses_adapters=True, title="AdapterDistillation", claims=(
+    Claim("fusion", "Wang et al. 2023 (AdapterDistillation): similar accuracy to Fusion with 1.45% vs 21.36% "
+                    "of the backbone's parameters per task; about 20x the tenants in one storage budget"),))

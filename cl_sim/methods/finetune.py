@@ -7,4 +7,4 @@ def arrive(ctx, teachers, history) -> Arrival:
     return Arrival({ctx.task.name: Deployed(head=key, backbone=key)}, adapter=None, phases=ctx.phases)
 
 
-METHOD = Method(arrive, single_task=True)
+METHOD = Method(arrive, single_task=True, title="full FT")

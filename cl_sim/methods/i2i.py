@@ -15,7 +15,7 @@ and the fused outputs), pure KD in Initialize (`task_weight=0`). With no teacher
 (`teacher_count=0` or the first task) Improvise/Initialize are skipped and I2I *is* ST-A: the same
 phase, the same store key. Inference cost equals ST-A's: one adapter + head.
 """
-from cl_sim.methods.spec import Arrival, Deployed, Method
+from cl_sim.methods.spec import Arrival, Claim, Deployed, Method
 
 
 def arrive(ctx, teachers, history) -> Arrival:
@@ -32,4 +32,7 @@ def arrive(ctx, teachers, history) -> Arrival:
     return Arrival({ctx.task.name: Deployed(head=key, adapter=key)}, adapter=key, phases=ctx.phases)
 
 
-METHOD = Method(arrive, uses_teachers=True, uses_adapters=True, sweep_axes=("low_shot_fraction", "i2i_variant"))
+METHOD = Method(arrive, uses_teachers=True, uses_adapters=True, sweep_axes=("low_shot_fraction", "i2i_variant"),
+                title="I2I", claims=(
+                    Claim("st_a", "Srinivasan et al. 2023 (I2I): about +4% knowledge transfer over independent adapters",
+                          matched=True),))

@@ -11,6 +11,17 @@ from typing import Callable, Optional
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A comparison the method's paper makes, re-measured in docs/RESULTS.md (`cl_sim.results_md`):
+    this method minus `versus`, paired over seeds."""
+
+    versus: str  # the method compared against
+    paper: str  # the paper's own figure
+    per_task: bool = False  # one row per task over every position (else: the targets that had teachers)
+    matched: bool = False  # also a row against the method's own step-matched ST-A (`ref_matched_score`)
+
+
+@dataclass(frozen=True)
 class Method:
     """One method: its recipe and what the simulator, the config checks, sweeps and reports ask of it."""
 
@@ -19,6 +30,8 @@ class Method:
     uses_adapters: bool = False  # it trains adapters (preflight injects them into the backbone)
     single_task: bool = False  # trains each task alone, order-independent: may be KT's reference (CLiMB)
     sweep_axes: tuple[str, ...] = ()  # trial params it reads besides ordering, seed, teacher_count
+    title: str = ""  # its name in reports ("I2I"); empty = the registry name
+    claims: tuple[Claim, ...] = ()  # its paper's comparisons with other methods
 
 
 @dataclass(frozen=True)

@@ -52,3 +52,20 @@ def test_every_registered_method_says_what_it_needs():
         assert callable(m.arrive), name
         assert not (m.uses_teachers and m.single_task), name  # a KT reference trains each task alone
     assert {n for n, m in METHODS.items() if m.single_task} >= {"st_a"}
+
+
+def test_a_method_s_paper_claims_come_from_its_registry_entry(monkeypatch):
+    import dataclasses
+
+    import pandas as pd
+
+    from cl_sim.methods import Claim
+    from cl_sim.results_md import comparisons
+
+    monkeypatch.setitem(METHODS, "toy", dataclasses.replace(toy_method.METHOD, title="Toy",
+                                                          claims=(Claim("st_a", "Toy et al.: +1 point"),)))
+    rows = [dict(method=m, seed=s, task=t, position=p, diag_score=0.6 + 0.01 * s + (0.02 if m == "toy" else 0.0),
+                 ref_matched_score=float("nan")) for m in ("st_a", "toy") for s in (0, 1) for p, t in enumerate("ab")]
+    table = comparisons(pd.DataFrame(rows)).set_index("comparison")
+    assert table.loc["Toy - ST-A, targets with teachers", "paper"] == "Toy et al.: +1 point"
+    assert table.loc["Toy - ST-A, targets with teachers", "difference, points (95% CI)"].startswith("2.00")
