@@ -215,7 +215,8 @@ class TaskConfig:
             raise ConfigError(f"{key}.text_columns: must name at least one column")
 
 
-PHASE_KINDS = ("adapter", "head", "finetune", "fusion", "distill")  # = cl_sim.phases.KINDS (no torch import here)
+# = cl_sim.kinds.KINDS, which imports torch (tests/test_import_graph.py keeps the two in step)
+PHASE_KINDS = ("adapter", "head", "finetune", "fusion", "distill")
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,9 @@ from cl_sim.kinds.fusion import TEACHER_STEP_COST  # noqa: F401 (part of the cos
 from cl_sim.phases import Phase
 from cl_sim.simulate import arrive, attention_rows, deployment_costs, pick_teachers
 
-# FALLBACK wall seconds per example pass (model assembly, forward + backward, dev evaluation
-# included), per phase kind, used only where `stream.seconds_per_example` gives no calibration:
-# MiniLM-L6, max_length 64, batch 32, 2 CPU threads, 256 synthetic examples x 1 epoch, 1-3 fused
-# adapters (measured_seconds_per_example; +-40% run to run). Fusion's is per 1-teacher pass.
-SECONDS_PER_EXAMPLE = {"adapter": 0.08, "head": 0.03, "finetune": 0.24, "fusion": 0.15, "distill": 0.13}
+# FALLBACK wall seconds per example pass, per phase kind (`Kind.seconds_per_example`, where they were
+# measured), used only where `stream.seconds_per_example` gives no calibration
+SECONDS_PER_EXAMPLE = {name: kind.seconds_per_example for name, kind in KINDS.items()}
 # Each fused adapter beyond the first costs TEACHER_STEP_COST of a 1-teacher step (cl_sim/kinds/fusion.py).
 
 

@@ -91,3 +91,10 @@ def test_loading_and_validating_a_config_loads_no_torch_or_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_config_s_phase_kind_names_are_the_registry_s():
+    from cl_sim.config import PHASE_KINDS
+    from cl_sim.kinds import KINDS
+
+    assert PHASE_KINDS == tuple(KINDS)

@@ -22,4 +22,4 @@ def build(phase, task, model, init, source) -> Built:
     return Built(train, outputs, plain_loss(task))
 
 
-KIND = Kind("adapter", AdapterSpec, build, uses_adapter=True)
+KIND = Kind("adapter", AdapterSpec, build, uses_adapter=True, seconds_per_example=0.08)

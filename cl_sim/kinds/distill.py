@@ -76,4 +76,4 @@ def _distill_loss(d: DistillConfig, kind: str, model: AdaptedModel, teacher, tra
     return loss
 
 
-KIND = Kind("distill", DistillSpec, build, uses_adapter=True)
+KIND = Kind("distill", DistillSpec, build, uses_adapter=True, seconds_per_example=0.13)

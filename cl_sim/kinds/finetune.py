@@ -21,4 +21,4 @@ def build(phase, task, model, init, source) -> Built:
     return Built(train, outputs, plain_loss(task))
 
 
-KIND = Kind("finetune", FinetuneSpec, build, uses_adapter=False, train_mode=True)
+KIND = Kind("finetune", FinetuneSpec, build, uses_adapter=False, train_mode=True, seconds_per_example=0.24)

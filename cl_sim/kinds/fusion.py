@@ -69,4 +69,5 @@ def pass_cost(spec: FusionSpec) -> float:
     return 1.0 + TEACHER_STEP_COST["factorized" if spec.fusion.factorized else "plain"] * (len(spec.teachers) - 1)
 
 
-KIND = Kind("fusion", FusionSpec, build, uses_adapter=True, pass_cost=pass_cost)
+KIND = Kind("fusion", FusionSpec, build, uses_adapter=True, seconds_per_example=0.15,  # per 1-teacher pass
+            pass_cost=pass_cost)

@@ -16,4 +16,4 @@ def build(phase, task, model, init, source) -> Built:
     return Built({model.heads["head"]: head_lr(phase)}, lambda: {"head": model.head_state("head")}, plain_loss(task))
 
 
-KIND = Kind("head", HeadSpec, build, uses_adapter=False)
+KIND = Kind("head", HeadSpec, build, uses_adapter=False, seconds_per_example=0.03)
