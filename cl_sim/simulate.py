@@ -47,7 +47,10 @@ def arrive(cfg: Config, method: str, task: Task, teachers: Sequence[Prior], hist
 
 
 def pick_teachers(cfg: Config, task: Task, finished: Sequence[Prior], tasks: dict[str, Task]) -> list[Prior]:
+    """The teachers of `task` among the tasks `finished`; none for a method that uses no teachers."""
     m = cfg.method
+    if not METHODS[m.name].uses_teachers:
+        return []
     embed = lambda name: task_embedding(tasks[name], cfg.backbone.name, cfg.backbone.max_length)  # noqa: E731
     return select_teachers(finished, m.teacher_count, m.teacher_selection, task.name, cfg.training.seed, embed)
 
@@ -67,6 +70,15 @@ def deployment_costs(dep: Deployed, store) -> dict:
             params += store.meta(k)["groups"]["adapter"]
             entries.add(k)
     return {"inference_params": params, "entries": entries}
+
+
+def own_bytes(store, phases: Sequence[str], entries: set) -> int:
+    """Bytes a task adds to the store for serving: those of its deployed `entries` that its own
+    arrival's `phases` made with adapters (a fusion task's teachers belong to their own tasks), else
+    all of them."""
+    own = {k for k in phases if KINDS[store.meta(k)["phase"]["kind"]].uses_adapter}
+    kept = (entries & own) or entries
+    return sum(store.meta(k)["bytes"] for k in kept)
 
 
 def reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor) -> Optional[np.ndarray]:
@@ -124,7 +136,7 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
     deployed: dict[str, Deployed] = {}
     for i, name in enumerate(order):
         task = tasks[name]
-        teachers = pick_teachers(cfg, task, finished, tasks) if METHODS[cfg.method.name].uses_teachers else []
+        teachers = pick_teachers(cfg, task, finished, tasks)
         arrival = arrive(cfg, cfg.method.name, task, teachers, finished, executor)
         deployed.update(arrival.deployed)
         finished.append(Prior(name, arrival.adapter, arrival.deployed[name]))
@@ -182,14 +194,13 @@ def summarize(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dic
     for i, row in enumerate(rec.tasks):
         name = order[i]
         costs = deployment_costs(deployed[name], store)
-        own = [r for r in rec.phases if r["arrival"] == i and KINDS[r["kind"]].uses_adapter]
-        kept = {k for k in costs["entries"] if any(r["key"] == k for r in own)} or costs["entries"]
         row.update({"final_score": R[-1, i], "diag_score": R[i, i], "ref_score": None if ref is None else ref[i],
                     "random_score": random[i], "kt": kt[i], "forgetting": fgt[i],
                     "ref_matched_score": None if matched is None else matched[i], "kt_matched": kt_matched[i],
                     "inference_params": costs["inference_params"],
                     "inference_params_pct": 100.0 * costs["inference_params"] / backbone_params,
-                    "stored_bytes": sum(store.meta(k)["bytes"] for k in kept)})
+                    "stored_bytes": own_bytes(store, [r["key"] for r in rec.phases if r["arrival"] == i],
+                                              costs["entries"])})
     for i in range(len(order)):
         for j in range(len(order)):
             if not np.isnan(R[i, j]):

@@ -54,11 +54,11 @@ from cl_sim import metrics
 from cl_sim.config import Config
 from cl_sim.data.task import Task, stable_seed
 from cl_sim.errors import ConfigError
-from cl_sim.methods import METHODS, Deployed, Prior
+from cl_sim.methods import Deployed, Prior
 from cl_sim.kinds import KINDS
 from cl_sim.kinds.fusion import TEACHER_STEP_COST  # noqa: F401 (part of the cost model)
 from cl_sim.phases import Phase
-from cl_sim.simulate import arrive, attention_rows, deployment_costs, pick_teachers
+from cl_sim.simulate import arrive, attention_rows, deployment_costs, own_bytes, pick_teachers
 
 # FALLBACK wall seconds per example pass, per phase kind (`Kind.seconds_per_example`, where they were
 # measured), used only where `stream.seconds_per_example` gives no calibration
@@ -283,7 +283,7 @@ def plan_timeline(cfg: Config, tasks: dict[str, Task], events: Sequence[ArrivalE
     def duration(index: int, event: ArrivalEvent, available: tuple[str, ...]) -> float:
         task = tasks[event.task]
         history = [priors[n] for n in available]
-        teachers = pick_teachers(cfg, task, history, tasks) if METHODS[cfg.method.name].uses_teachers else []
+        teachers = pick_teachers(cfg, task, history, tasks)
         arrival, phases = _dry_run(cfg, task, teachers, history)
         priors[task.name] = Prior(task.name, arrival.adapter, arrival.deployed[task.name])
         seconds, steps = predicted_seconds(phases, tasks, cfg)
@@ -339,13 +339,6 @@ def execute_plan(cfg: Config, tasks: dict[str, Task], plan: Sequence[PlannedArri
 # ---------------------------------------------------------------- results
 
 
-def _own_bytes(store, phases: Sequence[str], entries: set) -> int:
-    """Bytes a task adds to the store for serving: its own deployed entries (as `simulate`)."""
-    own = {k for k in phases if KINDS[store.meta(k)["phase"]["kind"]].uses_adapter}
-    kept = (entries & own) or entries
-    return sum(store.meta(k)["bytes"] for k in kept)
-
-
 def task_rows(cfg: Config, tasks: dict[str, Task], plan: Sequence[PlannedArrival], executor,
               walls: dict[str, tuple[float, float]], run_id: str) -> tuple[list[dict], list[dict]]:
     """One row per task (simulated and measured times, teachers, final score, costs) + attention rows."""
@@ -369,7 +362,7 @@ def task_rows(cfg: Config, tasks: dict[str, Task], plan: Sequence[PlannedArrival
             "available": ",".join(s.available), "teachers": ",".join(t.task for t in p.teachers),
             "n_teachers": len(p.teachers), "phase_keys": ",".join(p.phases), "example_steps": p.examples,
             "final_score": score, "random_score": tasks[name].random_score,
-            "stored_bytes": _own_bytes(store, p.phases, costs["entries"]),
+            "stored_bytes": own_bytes(store, p.phases, costs["entries"]),
             "inference_params": costs["inference_params"],
             "wall_start_s": wall_start, "wall_ready_s": wall_ready, "wall_s": wall_ready - wall_start,
             "phase_wall_s": sum(store.meta(k)["metrics"]["wall_s"] for k in dict.fromkeys(p.phases)),
