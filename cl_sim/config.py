@@ -152,9 +152,6 @@ class MethodConfig:
         if self.teacher_count is not None and self.teacher_count < 0:
             raise ConfigError(f"method.teacher_count: must be >= 0 or null, got {self.teacher_count}")
         _fraction("method.low_shot_fraction", self.low_shot_fraction)
-        if self.kt_reference == "sequential_ft":  # simulate.references: no per-task reference
-            raise ConfigError("method.kt_reference: 'sequential_ft' is order-dependent and gives no single-task "
-                              "reference score, so every KT would be undefined; use st_a or finetune")
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,12 @@ def check_supported(cfg) -> None:
     if cfg.method.teacher_count is not None and not METHODS[name].uses_teachers:
         raise ConfigError(f"method.teacher_count: method '{name}' uses no teachers "
                           f"(only {', '.join(sorted(n for n, m in METHODS.items() if m.uses_teachers))})")
-    references = [n for n, m in METHODS.items() if m.single_task]
-    if cfg.method.kt_reference not in references:
-        raise ConfigError(f"method.kt_reference: '{cfg.method.kt_reference}' is not a single-task reference; "
+    ref, references = cfg.method.kt_reference, [n for n, m in METHODS.items() if m.single_task]
+    if ref in METHODS and ref not in references:
+        raise ConfigError(f"method.kt_reference: '{ref}' is order-dependent and gives no single-task reference "
+                          f"score, so every KT would be undefined; use one of {', '.join(references)}")
+    if ref not in references:
+        raise ConfigError(f"method.kt_reference: '{ref}' is not a single-task reference; "
                           f"KT needs one of {', '.join(references)} (trained on each task alone)")
 
 
