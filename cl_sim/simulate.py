@@ -12,6 +12,7 @@ The executor (local or Ray) only runs phases and evaluations; this loop is the s
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -27,6 +28,33 @@ from cl_sim.teachers import select_teachers
 from cl_sim.tasks import task_embedding
 
 
+@dataclass(frozen=True)
+class TaskRow:
+    """One task of one run: what taught it, what it trained and costs, how it scored. The schema of
+    `tasks.parquet` (a sweep puts its trial's columns in front); rows travel as `dataclasses.asdict`."""
+
+    run_id: str
+    task: str
+    position: int  # arrival index
+    tenant: str
+    teachers: str  # the teacher tasks, comma-separated
+    n_teachers: int
+    trainable_params: int  # summed over the arrival's phases
+    train_steps: int  # optimizer steps of the arrival's phases
+    phase_keys: str  # the arrival's store keys, comma-separated, in the order they ran
+    final_score: float  # after the last arrival (R[-1, i])
+    diag_score: float  # right after learning it (R[i, i])
+    ref_score: Optional[float]  # the KT reference on the task alone
+    random_score: float
+    kt: float
+    forgetting: float
+    ref_matched_score: Optional[float]  # step-matched ST-A (teacher methods)
+    kt_matched: float
+    inference_params: int  # parameters its deployment loads
+    inference_params_pct: float  # ... as % of the backbone
+    stored_bytes: int  # what it adds to the store for serving (`own_bytes`)
+
+
 @dataclass
 class RunRecord:
     """Everything one run produces, as rows ready for Parquet."""
@@ -34,7 +62,7 @@ class RunRecord:
     ordering: tuple[str, ...]
     R: np.ndarray
     matrix: list[dict] = field(default_factory=list)
-    tasks: list[dict] = field(default_factory=list)
+    tasks: list[dict] = field(default_factory=list)  # `TaskRow`s as dicts
     phases: list[dict] = field(default_factory=list)
     attention: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
@@ -134,6 +162,7 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
     rec = RunRecord(order, R)
     finished: list[Prior] = []
     deployed: dict[str, Deployed] = {}
+    arrived: list[dict] = []  # the TaskRow fields each arrival settles
     for i, name in enumerate(order):
         task = tasks[name]
         teachers = pick_teachers(cfg, task, finished, tasks)
@@ -145,17 +174,17 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
             if j == i and attention:
                 rec.attention += attention_rows(executor.store, deployed[name].fusion, attention, run_id, name)
         rec.phases += phase_rows(executor.store, arrival.phases, run_id, name, i)
-        rec.tasks.append({"run_id": run_id, "task": name, "position": i, "tenant": task.tenant,
-                          "teachers": ",".join(p.task for p in teachers), "n_teachers": len(teachers),
-                          "trainable_params": sum(r["trainable_params"] for r in rec.phases if r["arrival"] == i),
-                          "train_steps": sum(r["steps"] for r in rec.phases if r["arrival"] == i),
-                          "phase_keys": ",".join(arrival.phases)})
+        arrived.append({"run_id": run_id, "task": name, "position": i, "tenant": task.tenant,
+                        "teachers": ",".join(p.task for p in teachers), "n_teachers": len(teachers),
+                        "trainable_params": sum(r["trainable_params"] for r in rec.phases if r["arrival"] == i),
+                        "train_steps": sum(r["steps"] for r in rec.phases if r["arrival"] == i),
+                        "phase_keys": ",".join(arrival.phases)})
         log(f"[{i + 1}/{n}] {name}: " + "  ".join(f"{o}={R[i, j]:.3f}" for j, o in enumerate(order[: i + 1])))
         if on_arrival is not None:
             on_arrival({"arrival": i + 1, "task": name, "score": float(R[i, i]),
                         "avg_seen": float(np.nanmean(R[i, : i + 1])), "phases": len(arrival.phases)})
-    refs = references(cfg, order, tasks, executor, [row["train_steps"] for row in rec.tasks])
-    summarize(cfg, rec, tasks, deployed, executor.store, refs, run_id)
+    refs = references(cfg, order, tasks, executor, [a["train_steps"] for a in arrived])
+    summarize(cfg, rec, tasks, arrived, deployed, executor.store, refs, run_id)
     return rec
 
 
@@ -180,9 +209,10 @@ def phase_rows(store, keys: Sequence[str], run_id: str, task: str, arrival: int)
     return rows
 
 
-def summarize(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dict, store, refs: References,
-              run_id: str) -> None:
-    """Complete `rec`: every task row's scores, KT, forgetting and costs, the matrix rows, the summary."""
+def summarize(cfg: Config, rec: RunRecord, tasks: dict[str, Task], arrived: list[dict], deployed: dict, store,
+              refs: References, run_id: str) -> None:
+    """Complete `rec`: a `TaskRow` per arrival (`arrived`: what each arrival settled, + its scores, KT,
+    forgetting and costs), the matrix rows, the summary."""
     order, R = rec.ordering, rec.R
     random = np.asarray([tasks[n].random_score for n in order])
     ref, matched = refs.ref, refs.matched
@@ -191,16 +221,17 @@ def summarize(cfg: Config, rec: RunRecord, tasks: dict[str, Task], deployed: dic
                   else np.full(len(order), np.nan))
     fgt = metrics.forgetting(R, random)
     backbone_params = backbone_param_count(cfg)
-    for i, row in enumerate(rec.tasks):
+    for i, settled in enumerate(arrived):
         name = order[i]
         costs = deployment_costs(deployed[name], store)
-        row.update({"final_score": R[-1, i], "diag_score": R[i, i], "ref_score": None if ref is None else ref[i],
-                    "random_score": random[i], "kt": kt[i], "forgetting": fgt[i],
-                    "ref_matched_score": None if matched is None else matched[i], "kt_matched": kt_matched[i],
-                    "inference_params": costs["inference_params"],
-                    "inference_params_pct": 100.0 * costs["inference_params"] / backbone_params,
-                    "stored_bytes": own_bytes(store, [r["key"] for r in rec.phases if r["arrival"] == i],
-                                              costs["entries"])})
+        row = TaskRow(**settled, final_score=R[-1, i], diag_score=R[i, i], ref_score=None if ref is None else ref[i],
+                      random_score=random[i], kt=kt[i], forgetting=fgt[i],
+                      ref_matched_score=None if matched is None else matched[i], kt_matched=kt_matched[i],
+                      inference_params=costs["inference_params"],
+                      inference_params_pct=100.0 * costs["inference_params"] / backbone_params,
+                      stored_bytes=own_bytes(store, [r["key"] for r in rec.phases if r["arrival"] == i],
+                                             costs["entries"]))
+        rec.tasks.append(dataclasses.asdict(row))
     for i in range(len(order)):
         for j in range(len(order)):
             if not np.isnan(R[i, j]):
