@@ -120,7 +120,7 @@ def main() -> int:
         return 2
     print(f"gpu_check: {gpus} GPU(s){' simulated' if args.simulate else ': ' + torch.cuda.get_device_name(0)}; "
           f"torch {torch.__version__}, CUDA {torch.version.cuda}")
-    ray.init(num_gpus=gpus, num_cpus=max(2 * gpus, os.cpu_count() or 1), include_dashboard=False,
+    ray.init(num_gpus=gpus, num_cpus=max(2 * gpus, os.cpu_count() or 1), include_dashboard=True,  # else Train V2 floods the log
              namespace="cl_sim", runtime_env={"env_vars": {"CL_SIM_GPU_AS_CPU": "1"}} if args.simulate else None)
     backbone, methods = backbone_dir(args.backbone), args.methods.split(",")
     expected = "cpu" if args.simulate else "cuda:0"

@@ -19,3 +19,22 @@ def test_benchmark_smoke_runs(script, expect):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert expect in done.stdout, done.stdout[-2000:]
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(900)
+def test_gpu_check_asserts_on_simulated_gpus():
+    """The GPU check's own logic on two declared (CPU-backed) GPUs: 1 and 2 workers, fp32 and bf16."""
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--simulate", "2",
+                           "--backbone", "tiny", "--methods", "st_a,finetune", "--n-train", "64"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=880)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    out = done.stdout
+    assert "PASS  2 workers ~ 1 fp32 st_a" in out and "PASS  bf16 ~ fp32 2w finetune" in out
+    assert "PASS  device 2w bf16 st_a: entries on ['cpu']" in out and "FAIL" not in out
+
+
+def test_gpu_check_help_says_what_it_asserts():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Asserted" in done.stdout and "--bf16-tol" in done.stdout
