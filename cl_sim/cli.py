@@ -75,8 +75,7 @@ def cmd_run(args: list[str]) -> int:
     """cl-sim run [CONFIG.yaml] [--local] [key=value ...]: one stream x one method x one seed; results
     under output.dir (tables, config.yaml, report.md/.html). Keys: `cl-sim show-config`; SPEC §7."""
     from cl_sim.config import ordering
-    from cl_sim.execution import open_executor, resolve
-    from cl_sim.execution.base import overhead_line
+    from cl_sim.execution import open_session
     from cl_sim.preflight import preflight
     from cl_sim.progress import say
     from cl_sim.results import run_dir, write_run
@@ -93,16 +92,13 @@ def cmd_run(args: list[str]) -> int:
     if note := foreign_note(Store(cfg.execution.store_dir), cfg.backbone.name):
         print(note, flush=True)
     start = time.perf_counter()
-    cfg = resolve(cfg, default="local")  # auto: the Ray Train phase pool against a cluster
-    executor = open_executor(cfg, tasks)
-    opened = time.perf_counter() - start
-    out = run_dir(cfg)
-    print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
-          f"{cfg.adapter.kind}, seed {cfg.training.seed}, {cfg.execution.executor} executor) -> {out}", flush=True)
-    try:
+    with open_session(cfg, tasks, default="local") as session:  # auto: the pool against a cluster
+        cfg, executor = session.cfg, session.executor
+        out = run_dir(cfg)
+        print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
+              f"{cfg.adapter.kind}, seed {cfg.training.seed}, {cfg.execution.executor} executor) -> {out}",
+              flush=True)
         rec = run_stream(cfg, tasks, executor, ordering(cfg), run_id=out.name, log=say)
-    finally:
-        executor.close()
     write_run(cfg, rec, out, executor)
     from cl_sim.tb_events import write_events
 
@@ -110,7 +106,7 @@ def cmd_run(args: list[str]) -> int:
     print_run(rec, out)
     print(f"tensorboard --logdir {events}  (per-step loss, dev scores)" if events
           else "tensorboard: no event files (pip install tensorboardX)")
-    print(overhead_line(cfg, opened, executor.overheads))
+    print(session.overhead_line())
     print(f"phases trained {executor.trained}, reused from store {executor.reused}; "
           f"{time.perf_counter() - start:.1f} s")
     return 0

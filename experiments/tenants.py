@@ -25,8 +25,7 @@ import pandas as pd
 
 from cl_sim.config import config_hash, load_config, save_config
 from cl_sim.errors import CLSimError
-from cl_sim.execution import open_executor, resolve
-from cl_sim.execution.base import overhead_line
+from cl_sim.execution import open_session
 from cl_sim.io import atomic_write_json, atomic_write_parquet
 from cl_sim.methods import check_supported
 from cl_sim.report import write_report
@@ -102,33 +101,28 @@ def run(args: argparse.Namespace) -> Path:
     for c in cfgs.values():
         check_supported(c)
     tasks = load_tasks(cfg)
-    start = time.perf_counter()
-    cfg = resolve(cfg, default="ray", parallel=cfg.execution.slots or 1)  # the pool: a slot per timeline slot
-    events = stream_events(cfg, tasks)  # one stream, every method
-    out = Path(cfg.output.dir) / (cfg.output.name or f"tenants-{config_hash(cfg)}")
-    print(f"tenants: {len(events)} arrivals from {len({e.tenant for e in events})} tenants over "
-          f"{cfg.stream.horizon:g} s on {cfg.execution.slots} slots ({cfg.backbone.name}, "
-          f"{cfg.execution.executor} executor); methods {', '.join(methods)}", flush=True)
-    for e in events:
-        print(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
-    store = Store(cfg.execution.store_dir)
-    executor = open_executor(cfg, tasks, log=lambda m: print(f"    {m}", flush=True))  # one for every method
-    opened = time.perf_counter() - start
-    try:
+    log = lambda m: print(f"    {m}", flush=True)  # noqa: E731
+    with open_session(cfg, tasks, default="ray", parallel=cfg.execution.slots or 1, log=log) as session:
+        cfg, executor = session.cfg, session.executor  # the pool: a slot per timeline slot, every method
+        events = stream_events(cfg, tasks)  # one stream, every method
+        out = Path(cfg.output.dir) / (cfg.output.name or f"tenants-{config_hash(cfg)}")
+        print(f"tenants: {len(events)} arrivals from {len({e.tenant for e in events})} tenants over "
+              f"{cfg.stream.horizon:g} s on {cfg.execution.slots} slots ({cfg.backbone.name}, "
+              f"{cfg.execution.executor} executor); methods {', '.join(methods)}", flush=True)
+        for e in events:
+            print(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
         rows, attention, keys = [], [], []
         for method, mcfg in cfgs.items():
             print(f"== {method}", flush=True)
-            before = (getattr(executor, "trained", 0), getattr(executor, "reused", 0))
+            before = (executor.trained, executor.reused)
             rec = run_timeline(mcfg, tasks, executor, events, run_id=f"{method}-seed{cfg.training.seed}",
                                log=lambda m: print(f"  {m}", flush=True))
             rows += rec.rows
             attention += [{"method": method, **a} for a in rec.attention]
             keys += [k for r in rec.rows for k in r["phase_keys"].split(",")]
-            print(f"  phases trained {getattr(executor, 'trained', 0) - before[0]}, "
-                  f"reused from the store {getattr(executor, 'reused', 0) - before[1]}")
-    finally:  # stop the Ray pool and actors this script started
-        executor.close()
-    print(overhead_line(cfg, opened, getattr(executor, "overheads", [])))
+            print(f"  phases trained {executor.trained - before[0]}, reused from the store {executor.reused - before[1]}")
+    print(session.overhead_line())
+    store = Store(cfg.execution.store_dir)
     table = pd.DataFrame(rows)
     summary = summarize(rows, cfg.stream.storage_budget_bytes)
     save_config(cfg, out / "config.yaml")

@@ -2,6 +2,6 @@
 
 Importing this package imports no Ray: the Ray modules load only when the Ray executor is used.
 """
-from cl_sim.execution.base import Executor, executor_kind, open_executor, resolve
+from cl_sim.execution.base import Executor, Session, executor_kind, open_executor, open_session, resolve
 
-__all__ = ["Executor", "executor_kind", "open_executor", "resolve"]
+__all__ = ["Executor", "Session", "executor_kind", "open_executor", "open_session", "resolve"]

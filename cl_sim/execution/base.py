@@ -16,11 +16,13 @@ stays up until the process exits: a pool is stopped by the executor that started
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import statistics
+import time
 from concurrent.futures import Future
-from typing import Callable, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol
 
 from cl_sim.config import Config
 from cl_sim.data.task import Task
@@ -114,3 +116,35 @@ def overhead_line(cfg: Config, opened_s: float, overheads: list[float]) -> str:
     per = f"{statistics.median(rest):+.2f} s median over {len(rest)}" if rest else "- (one phase or none)"
     return (f"ray: phase pool {shape_line(ex)}; start-up {opened_s + first:.1f} s once (Ray, actors, "
             f"worker groups); per phase {per} (dispatch, state transfer, reports, queueing)")
+
+
+@dataclasses.dataclass
+class Session:
+    """What `open_session` opened: the resolved config (executor, pool shape), the executor, and how
+    long opening took (Ray start or join, sizing; the pool's worker groups start with the first phase)."""
+
+    cfg: Config
+    executor: Executor
+    opened_s: float
+
+    def overhead_line(self) -> str:
+        return overhead_line(self.cfg, self.opened_s, self.executor.overheads)
+
+
+@contextlib.contextmanager
+def open_session(cfg: Config, tasks: dict[str, Task], default: str = "local", parallel: int = 1,
+                 threads: int = 0, log: Optional[Log] = None) -> Iterator[Session]:
+    """The one door to execution: choose local or Ray (`resolve`: start or join Ray, size the pool),
+    open the executor (torch threads set there), and close it however the block ends.
+
+        with open_session(cfg, tasks, default="ray") as session:
+            rec = run_stream(session.cfg, tasks, session.executor, order)
+        print(session.overhead_line())
+    """
+    start = time.perf_counter()
+    cfg = resolve(cfg, default, parallel, log=log or print)
+    executor = open_executor(cfg, tasks, threads=threads, log=log)
+    try:
+        yield Session(cfg, executor, time.perf_counter() - start)
+    finally:
+        executor.close()

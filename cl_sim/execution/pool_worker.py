@@ -10,7 +10,6 @@ that checkpoint instead of starting over.
 """
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import time
