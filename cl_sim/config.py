@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import yaml
 
@@ -154,6 +154,9 @@ class MethodConfig:
         _fraction("method.low_shot_fraction", self.low_shot_fraction)
 
 
+FROM_TRAINING = "training"  # a task's budget key left to the `training` section
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     """One task. source `synthetic` (built-in family), `file` (csv/tsv/jsonl/parquet), `hf`, or
@@ -186,6 +189,11 @@ class TaskConfig:
     hf_path: str = ""
     hf_config: Optional[str] = None
     hf_splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "dev": "validation"})
+    # this task's training budget (strong teachers on all their rows, small targets on a few):
+    # overrides training.max_train_examples / training.epochs for its phases only (`task_budget`);
+    # `training` = the stream's default, null = every row. Checked in `validate`, keyed tasks.<i>.
+    max_train_examples: Union[int, str, None] = FROM_TRAINING
+    epochs: Optional[int] = None  # null = training.epochs
 
     def __post_init__(self):
         key = f"tasks[{self.name}]"
@@ -356,6 +364,9 @@ class Config:
 
 
 def _type_name(tp) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # "int, str or null"
+        names = ["null" if a is type(None) else _type_name(a) for a in typing.get_args(tp)]
+        return ", ".join(names[:-1]) + " or " + names[-1]
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -495,8 +506,33 @@ def ordering(cfg: Config) -> tuple[str, ...]:
     return cfg.stream.ordering or tuple(t.name for t in cfg.tasks)
 
 
+def task_budget(cfg: Config, task: str) -> tuple[Optional[int], int]:
+    """(max_examples, epochs) of `task`'s phases: the task's own budget where it sets one, else the
+    `training` section's (None = every row). The one place a phase's training size is decided."""
+    t = cfg.training
+    tc = next((c for c in cfg.tasks if c.name == task), None)
+    if tc is None:
+        return t.max_train_examples, t.epochs
+    rows = t.max_train_examples if tc.max_train_examples == FROM_TRAINING else tc.max_train_examples
+    return rows, tc.epochs if tc.epochs is not None else t.epochs
+
+
+def _check_budgets(tasks: tuple[TaskConfig, ...]) -> None:
+    """Per-task budgets, keyed as overrides spell them (`tasks.1.max_train_examples`)."""
+    for i, t in enumerate(tasks):
+        rows, key = t.max_train_examples, f"tasks.{i}.max_train_examples"
+        if isinstance(rows, str) and rows != FROM_TRAINING:
+            raise ConfigError(f"{key}: expected an int > 0, null (every row) or '{FROM_TRAINING}' "
+                              f"(training.max_train_examples), got {rows!r}")
+        if isinstance(rows, int) and rows <= 0:
+            raise ConfigError(f"{key}: must be > 0 (null = every row), got {rows!r}")
+        if t.epochs is not None and t.epochs <= 0:
+            raise ConfigError(f"tasks.{i}.epochs: must be > 0 (null = training.epochs), got {t.epochs!r}")
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks that single sections cannot make."""
+    _check_budgets(cfg.tasks)
     name = cfg.backbone.name
     if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
         raise ConfigError(f"backbone.name: no model folder at {name}")

@@ -25,11 +25,13 @@ from matplotlib.ticker import MaxNLocator
 
 from cl_sim import metrics
 from cl_sim.tables import markdown_table  # noqa: F401  (re-exported: callers import it from here too)
+from cl_sim.tables import training_sizes
 
 CURVE_X = ("teacher_count", "low_shot_fraction")
 MAX_MATRIX_PLOTS = 8  # one heatmap per run; beyond this the report only lists the numbers
 _TASK_NUMERIC = ("position", "final_score", "diag_score", "kt", "forgetting", "trainable_params",
-                 "inference_params", "stored_bytes", "wall_s", "train_steps", "teacher_count",
+                 "inference_params", "stored_bytes", "wall_s", "train_steps", "train_examples", "epochs",
+                 "teacher_count",
                  "low_shot_fraction")
 
 
@@ -347,6 +349,9 @@ def _tasks_section(out: Path, tasks: pd.DataFrame) -> list[str]:
         if col in tasks:
             tasks[col] = pd.to_numeric(tasks[col], errors="coerce")
     lines = ["## Summary by method", "", markdown_table(method_summary(tasks)), ""]
+    sizes = training_sizes(tasks)
+    if not sizes.empty:
+        lines += ["## Training size per task", "", markdown_table(sizes), ""]
     lines += _stats_section(tasks)
     if "ordering" in tasks and tasks["ordering"].nunique() > 1:
         from cl_sim import stats

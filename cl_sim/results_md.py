@@ -19,7 +19,7 @@ import pandas as pd
 
 from cl_sim import stats
 from cl_sim.methods import METHODS
-from cl_sim.tables import markdown_table
+from cl_sim.tables import markdown_table, training_sizes
 
 # the papers' figures (from ../shared/seeds/*.md) are the `claims` of each method's registry entry
 BUDGET_BYTES = 10_000_000
@@ -163,6 +163,9 @@ def study_section(s: dict) -> str:
              f"Scale: {s.get('scale', 'n/a')}" + _variant_note(tasks) + "  ",
              f"Machine: {s.get('machine', 'n/a')}; finished "
              f"{s.get('finished', 'n/a')}" + (f"  \nNote: {s['note']}" if s.get("note") else ""), ""]
+    sizes = training_sizes(tasks)
+    if not sizes.empty:  # teachers on thousands of rows, targets on a few hundred: the regime is in the table
+        lines += ["### Training size per task", "", markdown_table(sizes), ""]
     lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
     for title, table in (("Comparisons the papers make", comparisons(tasks)),
                          ("Knowledge transfer, against ST-A and against step-matched ST-A", transfer(tasks)),

@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from cl_sim import metrics
-from cl_sim.config import Config
+from cl_sim.config import Config, task_budget
 from cl_sim.data.task import Task
 from cl_sim.kinds import KINDS
 from cl_sim.methods import METHODS, Arrival, Deployed, Prior
@@ -41,6 +41,8 @@ class TaskRow:
     n_teachers: int
     trainable_params: int  # summed over the arrival's phases
     train_steps: int  # optimizer steps of the arrival's phases
+    train_examples: Optional[int]  # training rows its largest phase trained on (the task's budget as run)
+    epochs: int  # the task's epoch budget (`config.task_budget`)
     phase_keys: str  # the arrival's store keys, comma-separated, in the order they ran
     final_score: float  # after the last arrival (R[-1, i])
     diag_score: float  # right after learning it (R[i, i])
@@ -174,10 +176,14 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
             if j == i and attention:
                 rec.attention += attention_rows(executor.store, deployed[name].fusion, attention, run_id, name)
         rec.phases += phase_rows(executor.store, arrival.phases, run_id, name, i)
+        own = [r for r in rec.phases if r["arrival"] == i]
         arrived.append({"run_id": run_id, "task": name, "position": i, "tenant": task.tenant,
                         "teachers": ",".join(p.task for p in teachers), "n_teachers": len(teachers),
-                        "trainable_params": sum(r["trainable_params"] for r in rec.phases if r["arrival"] == i),
-                        "train_steps": sum(r["steps"] for r in rec.phases if r["arrival"] == i),
+                        "trainable_params": sum(r["trainable_params"] for r in own),
+                        "train_steps": sum(r["steps"] for r in own),
+                        "train_examples": max((r["train_examples"] for r in own if r["train_examples"] is not None),
+                                              default=None),
+                        "epochs": task_budget(cfg, name)[1],
                         "phase_keys": ",".join(arrival.phases)})
         log(f"[{i + 1}/{n}] {name}: " + "  ".join(f"{o}={R[i, j]:.3f}" for j, o in enumerate(order[: i + 1])))
         if on_arrival is not None:

@@ -27,3 +27,19 @@ def markdown_table(df: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in text.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def training_sizes(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Each task's training budget as run: rows trained on (`train_examples`: min-max over the rows
+    where methods differ, e.g. I2I's low-shot variants) and epochs, per task in arrival order."""
+    if "train_examples" not in tasks or tasks["train_examples"].isna().all():
+        return pd.DataFrame()
+    rows = []
+    for task, g in tasks.sort_values("position").groupby("task", sort=False):
+        n = pd.to_numeric(g["train_examples"], errors="coerce").dropna()
+        lo, hi = (int(n.min()), int(n.max())) if len(n) else (None, None)
+        sizes = "n/a" if lo is None else str(hi) if lo == hi else f"{lo}-{hi}"
+        epochs = sorted({int(e) for e in g["epochs"].dropna()}) if "epochs" in g else []
+        rows.append({"task": task, "training examples": sizes,
+                     "epochs": ", ".join(map(str, epochs)) or "n/a"})
+    return pd.DataFrame(rows)

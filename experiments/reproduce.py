@@ -128,7 +128,11 @@ def main(argv=None) -> int:
 
 def scale_line(cfg) -> str:
     t = cfg.training
+    from cl_sim.config import task_budget
+
     examples = f"at most {t.max_train_examples} training examples per task" if t.max_train_examples else "full data"
+    if any(task_budget(cfg, tc.name) != (t.max_train_examples, t.epochs) for tc in cfg.tasks):
+        examples = f"each task's own training budget (table 'Training size per task'; default {examples})"
     return (f"{cfg.backbone.name}, {cfg.adapter.kind} adapters, {examples}, max length {cfg.backbone.max_length}, "
             f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} (adapters) / {t.finetune_lr:g} (full FT)")
 
