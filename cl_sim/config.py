@@ -194,10 +194,14 @@ class TaskConfig:
     # `training` = the stream's default, null = every row. Checked in `validate`, keyed tasks.<i>.
     max_train_examples: Union[int, str, None] = FROM_TRAINING
     epochs: Optional[int] = None  # null = training.epochs
+    # `teacher`: learns alone (no teachers), teaches later tasks; `target`: learns from the teachers,
+    # never teaches (several targets share one stream without teaching each other); `both`: the usual
+    role: str = "both"
 
     def __post_init__(self):
         key = f"tasks[{self.name}]"
         _choice(f"{key}.source", self.source, ("synthetic", "file", "hf", "shared"))
+        _choice(f"{key}.role", self.role, ("both", "teacher", "target"))
         if self.source == "shared":
             from cl_sim.data.files import SHARED_TASKS
 
@@ -515,6 +519,11 @@ def task_budget(cfg: Config, task: str) -> tuple[Optional[int], int]:
         return t.max_train_examples, t.epochs
     rows = t.max_train_examples if tc.max_train_examples == FROM_TRAINING else tc.max_train_examples
     return rows, tc.epochs if tc.epochs is not None else t.epochs
+
+
+def task_role(cfg: Config, task: str) -> str:
+    """`task`'s role in the stream (`TaskConfig.role`; `both` for a task the config does not list)."""
+    return next((c.role for c in cfg.tasks if c.name == task), "both")
 
 
 def _check_budgets(tasks: tuple[TaskConfig, ...]) -> None:

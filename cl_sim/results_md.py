@@ -33,8 +33,7 @@ def _points(tasks: pd.DataFrame, method: str, column: str = "diag_score", where=
     return {s: 100 * float(v.mean()) for s, v in g.groupby("seed")[column] if v.notna().any()}
 
 
-def _paired_row(label: str, a: dict, b: dict, paper: str) -> dict:
-    iv = stats.paired_diff(a, b)
+def _paired_row(label: str, iv: stats.Interval, paper: str) -> dict:
     verdict = ("1 seed: no interval" if iv.n < 2 else "interval includes 0" if iv.includes_zero
                else "positive" if iv.mean > 0 else "negative")
     return {"comparison": label, "seeds": iv.n, "difference, points (95% CI)": iv.fmt(2), "verdict": verdict,
@@ -52,27 +51,78 @@ def title(label: str) -> str:
     return (METHODS[name].title or name) + str(label)[len(name):] if name in METHODS else str(label)
 
 
-def comparisons(tasks: pd.DataFrame) -> pd.DataFrame:
-    """Every paper comparison (`Method.claims`) whose methods are in `tasks`."""
+def targets(tasks: pd.DataFrame) -> pd.Series:
+    """Rows of tasks that could have had teachers: every arrival after the first, except tasks whose
+    role is `teacher` (`TaskConfig.role`: they learn alone)."""
+    later = tasks["position"] > 0
+    return later & (tasks["role"] != "teacher") if "role" in tasks else later
+
+
+def claim_intervals(tasks: pd.DataFrame) -> list[tuple[str, str, stats.Interval]]:
+    """(comparison, paper, paired interval in points) for every paper comparison (`Method.claims`)
+    whose methods are in `tasks`: per task where the claim is per task, else over the targets that
+    had teachers and, where tasks have the `target` role, per target too (a negative control, an
+    unrelated target, keeps its own interval)."""
     methods = set(tasks["method"])
-    later = lambda g: g["position"] > 0  # noqa: E731  (tasks that had teachers)
-    rows = []
+    named = sorted(tasks.loc[tasks["role"] == "target", "task"].unique()) if "role" in tasks else []
+    out = []
+
+    def pair(label, a, b, where, paper, b_column="diag_score"):
+        iv = stats.paired_diff(_points(tasks, a, where=where), _points(tasks, b, b_column, where))
+        out.append((label, paper, iv))
+
     for name, method in METHODS.items():
         for claim, label in ((c, m) for c in method.claims for m in labels(name, methods)):
             versus = f"{title(label)} - {title(claim.versus)}"
             if claim.versus in methods and claim.per_task:
                 for task in sorted(tasks["task"].unique()):
-                    on = lambda g, t=task: g["task"] == t  # noqa: E731
-                    rows.append(_paired_row(f"{versus}, {task}", _points(tasks, label, where=on),
-                                            _points(tasks, claim.versus, where=on), claim.paper))
+                    pair(f"{versus}, {task}", label, claim.versus, lambda g, t=task: g["task"] == t, claim.paper)
             elif claim.versus in methods:
-                rows.append(_paired_row(f"{versus}, targets with teachers", _points(tasks, label, where=later),
-                                        _points(tasks, claim.versus, where=later), claim.paper))
+                pair(f"{versus}, targets with teachers", label, claim.versus, targets, claim.paper)
+                for task in named:
+                    pair(f"{versus}, {task}", label, claim.versus, lambda g, t=task: g["task"] == t, claim.paper)
             if claim.matched and tasks.loc[tasks["method"] == label, "ref_matched_score"].notna().any():
-                rows.append(_paired_row(f"{title(label)} - step-matched ST-A, targets with teachers",
-                                        _points(tasks, label, where=later),
-                                        _points(tasks, label, "ref_matched_score", where=later), claim.paper))
-    return pd.DataFrame(rows)
+                pair(f"{title(label)} - step-matched ST-A, targets with teachers", label, label, targets,
+                     claim.paper, b_column="ref_matched_score")
+    return out
+
+
+def comparisons(tasks: pd.DataFrame) -> pd.DataFrame:
+    """Every paper comparison (`claim_intervals`) as a table row with its verdict."""
+    return pd.DataFrame([_paired_row(label, iv, paper) for label, paper, iv in claim_intervals(tasks)])
+
+
+def reading(iv: stats.Interval, comparison: str) -> str:
+    """One line that says only what the interval allows (`A - B, scope`: A above / below B, or no
+    difference shown and how large one could be)."""
+    a, _, b = comparison.split(",")[0].partition(" - ")
+    if iv.n == 0 or math.isnan(iv.mean):
+        return "not measured"
+    if iv.n < 2:
+        return "1 seed: no interval, nothing shown"
+    if iv.low > 0:
+        return f"{a} above {b} by {iv.low:.1f} to {iv.high:.1f} points"
+    if iv.high < 0:
+        return f"{a} below {b} by {-iv.high:.1f} to {-iv.low:.1f} points"
+    return f"no difference shown; the data allow {iv.low:+.1f} to {iv.high:+.1f} points"
+
+
+def verdicts(studies: list[dict]) -> pd.DataFrame:
+    """The seed papers' claims, weak- vs strong-teacher studies side by side (a study's `teachers`:
+    `strong` where its teachers trained on thousands of rows, else weak): per comparison and regime,
+    each study's interval and its reading, `study: ...` joined by `; `."""
+    cells: dict[str, dict] = {}
+    for s in studies:
+        regime = "strong" if s.get("teachers") == "strong" else "weak"
+        for label, paper, iv in claim_intervals(s["tasks"]):
+            row = cells.setdefault(label, {"comparison": label, "paper": paper})
+            who = s.get("name", s["title"])
+            for col, text in ((f"{regime} teachers, points (95% CI)", iv.fmt(2)),
+                              (f"{regime} teachers: reading", reading(iv, label))):
+                row[col] = "; ".join(filter(None, [row.get(col), f"{who}: {text}"]))
+    columns = ["comparison", "weak teachers, points (95% CI)", "weak teachers: reading",
+               "strong teachers, points (95% CI)", "strong teachers: reading", "paper"]
+    return pd.DataFrame(list(cells.values()), columns=columns).astype(object).fillna("not run")
 
 
 def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
@@ -151,6 +201,13 @@ HEADER = [
     "papers' scale.", ""]
 
 
+VERDICT_HEADING = "## Verdicts: each seed claim with weak and strong teachers"
+VERDICT_NOTE = ("_From the studies finished in this run's output folder. Weak teachers: every task, teachers "
+                "included, trained on a few hundred rows; strong: teachers on thousands (each study's training-size "
+                "table). A reading says only what its interval allows: an interval that includes 0 shows no "
+                "difference, and does not show that there is none._")
+
+
 def study_section(s: dict) -> str:
     """One finished study's section: a dict with title, command, seeds, trials, wall_s, machine,
     finished, scale and the report's tasks table."""
@@ -210,12 +267,18 @@ def results_markdown(studies: list[dict], titles: Optional[dict[str, str]] = Non
     in order -> title) and the file's `previous` text, a suite study not in `studies` keeps its
     previous section: studies run in separate invocations, or on other machines, add up."""
     fresh = {s.get("name", s["title"]): study_section(s) for s in studies}
+    verdict = verdicts(studies) if studies else pd.DataFrame()
     if titles is None:
         sections = list(fresh.values())
     else:
         kept = sections_by_title(previous)
         sections = [fresh.get(name) or kept.get(title) for name, title in titles.items()]
-    return "\n".join(HEADER + [s for s in sections if s])
+    if verdict.empty:  # nothing finished here: the previous file's table stands
+        kept_table = sections_by_title(previous).get(VERDICT_HEADING[3:])
+        table = [kept_table] if kept_table else []
+    else:
+        table = [VERDICT_HEADING, "", VERDICT_NOTE, "", markdown_table(verdict), ""]
+    return "\n".join(HEADER + table + [s for s in sections if s])
 
 
 def machine_line() -> str:

@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from cl_sim import metrics
-from cl_sim.config import Config, task_budget
+from cl_sim.config import Config, task_budget, task_role
 from cl_sim.data.task import Task
 from cl_sim.kinds import KINDS
 from cl_sim.methods import METHODS, Arrival, Deployed, Prior
@@ -37,6 +37,7 @@ class TaskRow:
     task: str
     position: int  # arrival index
     tenant: str
+    role: str  # `TaskConfig.role`: both, teacher (learns alone) or target (never teaches)
     teachers: str  # the teacher tasks, comma-separated
     n_teachers: int
     trainable_params: int  # summed over the arrival's phases
@@ -77,10 +78,12 @@ def arrive(cfg: Config, method: str, task: Task, teachers: Sequence[Prior], hist
 
 
 def pick_teachers(cfg: Config, task: Task, finished: Sequence[Prior], tasks: dict[str, Task]) -> list[Prior]:
-    """The teachers of `task` among the tasks `finished`; none for a method that uses no teachers."""
+    """The teachers of `task` among the tasks `finished`; none for a method that uses no teachers or
+    a task whose role is `teacher`, and never a task whose role is `target` (`TaskConfig.role`)."""
     m = cfg.method
-    if not METHODS[m.name].uses_teachers:
+    if not METHODS[m.name].uses_teachers or task_role(cfg, task.name) == "teacher":
         return []
+    finished = [p for p in finished if task_role(cfg, p.task) != "target"]
     embed = lambda name: task_embedding(tasks[name], cfg.backbone.name, cfg.backbone.max_length)  # noqa: E731
     return select_teachers(finished, m.teacher_count, m.teacher_selection, task.name, cfg.training.seed, embed)
 
@@ -178,6 +181,7 @@ def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[st
         rec.phases += phase_rows(executor.store, arrival.phases, run_id, name, i)
         own = [r for r in rec.phases if r["arrival"] == i]
         arrived.append({"run_id": run_id, "task": name, "position": i, "tenant": task.tenant,
+                        "role": task_role(cfg, name),
                         "teachers": ",".join(p.task for p in teachers), "n_teachers": len(teachers),
                         "trainable_params": sum(r["trainable_params"] for r in own),
                         "train_steps": sum(r["steps"] for r in own),

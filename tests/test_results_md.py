@@ -110,3 +110,59 @@ def test_the_committed_results_keep_every_section():
     for title in present:
         start = previous.index(f"## {title}\n")
         assert previous[start:].split("\n## ")[0] in rewritten
+
+
+def _strong_tasks() -> pd.DataFrame:
+    """A strong-teacher study over 3 seeds: teachers t1, t2 (role teacher), targets small and
+    control (role target). Fusion beats ST-A on `small` by 3 + seed points (3, 4, 5) and equals it
+    on the unrelated `control` up to +-1 point; ST-A - full FT is -1 + seed (-1, 0, +1) per task."""
+    rows = []
+    for seed in (0, 1, 2):
+        for pos, (task, role) in enumerate((("t1", "teacher"), ("t2", "teacher"), ("small", "target"),
+                                            ("control", "target"))):
+            st = 0.6
+            common = dict(seed=seed, ordering="t1>t2>small>control", task=task, position=pos, role=role,
+                          run_id=f"{seed}", ref_score=st, random_score=0.5, forgetting=0.0, stored_bytes=100,
+                          inference_params_pct=1.0, kt_matched=np.nan, ref_matched_score=np.nan, kt=0.0,
+                          n_teachers=0 if role == "teacher" else 2)
+            gain = {"small": 0.03 + 0.01 * seed, "control": 0.01 * (seed - 1)}.get(task, 0.0)
+            rows.append({**common, "method": "st_a", "diag_score": st})
+            rows.append({**common, "method": "finetune", "diag_score": st + 0.01 - 0.01 * seed})
+            rows.append({**common, "method": "fusion", "diag_score": st + gain})
+    t = pd.DataFrame(rows)
+    t["final_score"] = t["diag_score"]
+    return t
+
+
+def test_verdicts_put_weak_and_strong_teachers_side_by_side_and_read_only_the_interval():
+    from cl_sim.results_md import VERDICT_HEADING, reading, verdicts
+
+    meta = {"command": "cmd", "seeds": [0, 1, 2], "wall_s": 60, "trials": 9}
+    weak = {**meta, "name": "weak", "title": "Weak", "tasks": _tasks()}
+    strong = {**meta, "name": "strong", "title": "Strong", "teachers": "strong", "tasks": _strong_tasks()}
+    v = verdicts([weak, strong]).set_index("comparison")
+    fusion = v.loc["Fusion - ST-A, small"]
+    assert fusion["strong teachers, points (95% CI)"] == "strong: 4.00 ± 2.48"  # 3, 4, 5 points: t(2) interval
+    assert fusion["strong teachers: reading"] == "strong: Fusion above ST-A by 1.5 to 6.5 points"
+    assert fusion["weak teachers, points (95% CI)"] == "not run"  # the weak study had no fusion
+    # the unrelated target keeps its own interval, which includes 0: no difference shown, and how large
+    control = v.loc["Fusion - ST-A, control"]
+    assert control["strong teachers: reading"] == "strong: no difference shown; the data allow -2.5 to +2.5 points"
+    # teachers (role teacher) are not targets: the pooled row averages small and control only
+    assert v.loc["Fusion - ST-A, targets with teachers", "strong teachers, points (95% CI)"].startswith("strong: 2.00")
+    # the weak study's I2I claims sit in the weak column, the strong column says not run
+    i2i = v.loc["I2I-FF - ST-A, targets with teachers"]
+    assert i2i["weak teachers: reading"] == "weak: I2I-FF above ST-A by 4.5 to 4.5 points"
+    assert i2i["strong teachers: reading"] == "not run"
+    assert v.loc["ST-A - full FT, small", "strong teachers: reading"].startswith("strong: no difference shown")
+    assert reading(stats_interval(1.0, 1.0, 1.0, 1), "A - B, x") == "1 seed: no interval, nothing shown"
+    md = results_markdown([weak, strong], {"weak": "Weak", "strong": "Strong"})
+    assert md.index(VERDICT_HEADING) < md.index("## Weak")
+    # a rewrite with nothing finished keeps the table and every section as they were
+    assert results_markdown([], {"weak": "Weak", "strong": "Strong"}, md) == md
+
+
+def stats_interval(mean, low, high, n):
+    from cl_sim.stats import Interval
+
+    return Interval(mean, low, high, n)

@@ -1,0 +1,41 @@
+"""The reproduction suites' studies (experiments/reproduce.py) load as sweeps, CPU and GPU; the
+strong-teacher studies (issue 28) give teachers and targets their own budgets and roles, and the
+smoke test cuts every budget to its own."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cl_sim.config import task_budget
+from cl_sim.sweep import load_sweep, trials_for
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITES = [ROOT / "experiments" / "configs" / f"reproduce_{kind}.yaml" for kind in ("cpu", "gpu")]
+
+
+def _reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "experiments" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: p.stem)
+def test_every_study_loads_and_strong_teachers_outsize_their_targets(path):
+    reproduce, suite = _reproduce(), yaml.safe_load(path.read_text())
+    for name, study in suite["studies"].items():
+        for smoke in (False, True):
+            cfg, sweep = load_sweep(None, reproduce.study_overrides(suite["base"], study, name, smoke, True))
+            assert trials_for(cfg, sweep), name
+            if study.get("teachers") != "strong":
+                continue
+            budgets = {t.role: set() for t in cfg.tasks}
+            for t in cfg.tasks:
+                budgets[t.role].add(task_budget(cfg, t.name)[0])
+            if smoke:
+                assert budgets.keys() and all(b == {32} for b in budgets.values()), (name, budgets)
+            elif "teacher" in budgets:  # thousands of rows (or all: None) against a few hundred
+                teacher = min(b or 10**9 for b in budgets["teacher"])
+                assert teacher >= 3000 and all(b is None or b <= 1000 for b in budgets["target"]), (name, budgets)
+                assert len(sweep.seeds) >= 3
