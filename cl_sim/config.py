@@ -476,19 +476,22 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
     return pairs
 
 
+def read_yaml(path: Path) -> dict:
+    """A YAML file's top-level mapping ({} for an empty file); one ConfigError for anything else."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return tree
+
+
 def load_config(path: Optional[str | Path] = None, overrides: list[str] = ()) -> Config:
     """Load a YAML config file (or the defaults) and apply dotted overrides, then validate."""
-    tree: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping")
+    tree: dict = {} if path is None else read_yaml(Path(path))
     pairs = parse_overrides(list(overrides))
     if "tasks" not in tree and any(k.startswith("tasks.") for k, _ in pairs):
         tree["tasks"] = [dataclasses.asdict(t) for t in default_tasks()]  # edit the default stream

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence
 import pandas as pd
 import yaml
 
-from cl_sim.config import Config, build, load_config, save_config, validate
+from cl_sim.config import Config, build, load_config, read_yaml, save_config, validate
 from cl_sim.errors import ConfigError
 from cl_sim.search_space import ORDER_PREFIX, did_you_mean, flat_keys, ordering_from_keys, parse_space, set_key, short_value
 from cl_sim.storage import resolve as resolve_root
@@ -158,14 +158,7 @@ def shipped_configs() -> list[str]:
 def read_tree(path: Optional[str | Path]) -> dict:
     if path is None:
         return {}
-    path = config_path(path)
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return tree
+    return read_yaml(config_path(path))
 
 
 def load_sweep(path: Optional[str | Path], overrides: Sequence[str] = (), smoke: bool = False
