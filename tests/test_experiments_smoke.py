@@ -101,7 +101,7 @@ def test_reproduce_smoke_writes_results_from_the_tables(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = results.read_text()
-    for needle in ("ST-A - full FT, cb", "Fusion - ST-A", "AdapterDistillation - Fusion", "KT vs matched ST-A",
+    for needle in ("ST-A - full FT, cb", "Fusion - ST-A", "AdapterDistillation - Fusion", "KT vs step-matched ST-A",
                    "mean forgetting", "Seeds: [0, 1]", "--studies nli --local --smoke-test", "Scale: tiny-bert"):
         assert needle in text, needle
 
