@@ -62,10 +62,8 @@ def pool_name(spec: dict) -> str:
 
 def loop_config(spec: dict, slot: int, pool: str) -> dict:
     """What every rank of a slot's worker group needs from the pool's settings (`pool_loop`'s config)."""
-    return {"pool": pool, "slot": slot, "store_root": spec["store_root"], "store_actor": spec["store_actor"],
-            "threads": spec["threads"],
-            "eval_batch_size": spec["eval_batch_size"], "checkpoint_every_s": spec["checkpoint_every_s"],
-            "use_gpu": spec["use_gpu"]}
+    keys = ("store_root", "store_actor", "threads", "eval_batch_size", "checkpoint_every_s", "use_gpu")
+    return {"pool": pool, "slot": slot, **{k: spec[k] for k in keys}}
 
 
 @ray.remote(num_cpus=0)

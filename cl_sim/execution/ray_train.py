@@ -181,9 +181,8 @@ def pool_spec(cfg: Config, store_root: Path, store_actor: str, job: str) -> dict
     ex = cfg.execution
     threads = cfg.training.threads or max(1, round(ex.cpus_per_worker))  # 1.98 CPUs (a sliver kept for trials): 2
     return {"job": job, "store_root": str(store_root), "store_actor": store_actor, "num_workers": ex.num_workers,
-            "use_gpu": ex.use_gpu,
-            "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots, "max_failures": ex.max_failures,
-            "threads": threads, "eval_batch_size": cfg.training.eval_batch_size,
+            "use_gpu": ex.use_gpu, "cpus_per_worker": ex.cpus_per_worker, "slots": ex.slots,
+            "max_failures": ex.max_failures, "threads": threads, "eval_batch_size": cfg.training.eval_batch_size,
             "checkpoint_every_s": ex.checkpoint_every_s}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pyarrow.fs import FileSelector
 
 pytest.importorskip("ray")
 moto_server = pytest.importorskip("moto.server")
@@ -71,8 +72,7 @@ def test_main_job_on_an_autoscaling_gpu_cluster_then_a_second_job_reuses_everyth
         assert {e["execution"]["workers"] for e in entries} == {2}
         assert {e["execution"]["device"] for e in entries} == {"cpu"}  # simulated GPUs: torch has no CUDA
         assert len({e["fingerprint"] for e in entries}) == 1  # one per job, as the driver computed the keys
-        tune_runs = store.files.fs.get_file_info(
-            __import__("pyarrow").fs.FileSelector(f"{store.files.base}/tune", allow_not_found=True))
+        tune_runs = store.files.fs.get_file_info(FileSelector(f"{store.files.base}/tune", allow_not_found=True))
         assert tune_runs, "Tune's results are not on the shared storage"
 
         second = cluster.submit(job_args(tmp_path / "second", s3_uri), env_vars, cwd=ROOT)
