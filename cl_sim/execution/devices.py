@@ -5,7 +5,7 @@ carries to worker nodes. One place, so tests can point a GPU-declaring node at t
     backend = torch_backend(use_gpu=True)     # "nccl" / "gloo"
     model = ddp_wrap(model, device, world)    # DDP over every rank (no-op for one worker)
 
-A simulated cluster (`ray.cluster_utils.AutoscalingCluster`, tests/cluster_sim.py) has nodes that
+A simulated cluster (Ray's fake multi-node autoscaler, tests/execution/cluster_sim.py) has nodes that
 *declare* `GPU: 1`: Ray's scheduler places GPU workers there and sets `CUDA_VISIBLE_DEVICES`, but
 torch sees no CUDA. With `CL_SIM_GPU_AS_CPU=1` in the job's environment those workers train on the
 CPU with gloo, so everything except the CUDA kernels runs as on a real GPU cluster. Without it, a

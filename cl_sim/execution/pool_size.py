@@ -34,7 +34,7 @@ def size_pool(ex: ExecutionConfig, nodes: list[dict], parallel: int = 1) -> Exec
     if ex.slots and ex.cpus_per_worker:
         return ex
     cpus = sum(n.get("CPU", 0.0) for n in nodes)
-    gpus = sum(n.get("GPU", 0.0) for n in nodes)
+    gpus = _gpus(nodes)
     workers = ex.num_workers
     if ex.use_gpu and gpus < workers:
         raise ConfigError(f"execution.use_gpu: true, but the Ray cluster has {gpus:g} GPU(s) and a phase needs "

@@ -44,7 +44,7 @@ from ray import tune
 from cl_sim.config import Config
 from cl_sim.errors import CLSimError, ConfigError
 from cl_sim.execution.base import open_executor, overhead_line, resolve
-from cl_sim.execution.pool_size import TRIAL_CPU, TRIALS_PER_SLOT
+from cl_sim.execution.pool_size import TRIAL_CPU, TRIALS_PER_SLOT, started_here
 from cl_sim.execution.trial import run_trial
 from cl_sim.execution.tune_space import callbacks, dirname, param_space, resources, scheduler, search_alg, trial_params
 from cl_sim.io import atomic_write_json
@@ -73,8 +73,7 @@ def connect(address: Optional[str] = None, log: Log = print) -> bool:
 
     set_verbosity(verbosity())  # ray.init reset Ray's loggers: quiet Tune's "View results"/TensorBoard lines again
     quiet_ray_driver_logs()
-    node = getattr(ray._private.worker.global_worker, "node", None)
-    started = bool(getattr(node, "head", False))  # a driver that joins a cluster has a non-head node
+    started = started_here()  # a driver that joins a cluster has a non-head node
     dash = f", dashboard {ctx.dashboard_url}" if ctx.dashboard_url else ""
     log(f"ray: {'started a local cluster' if started else 'joined'} {ctx.address_info['gcs_address']} "
         f"({ray.cluster_resources().get('CPU', 0):g} CPUs{dash})")
