@@ -24,6 +24,7 @@ from cl_sim.data.task import Task
 from cl_sim.kinds import KINDS
 from cl_sim.methods import METHODS, Arrival, Deployed, Prior
 from cl_sim.methods.base import MethodContext
+from cl_sim.references import References, references
 from cl_sim.teachers import select_teachers
 from cl_sim.tasks import task_embedding
 
@@ -112,49 +113,6 @@ def own_bytes(store, phases: Sequence[str], entries: set) -> int:
     own = {k for k in phases if KINDS[store.meta(k)["phase"]["kind"]].uses_adapter}
     kept = (entries & own) or entries
     return sum(store.meta(k)["bytes"] for k in kept)
-
-
-def reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor) -> Optional[np.ndarray]:
-    """S_ref(k) for CLiMB's KT: the reference method (order-independent) trained on each task alone."""
-    ref = cfg.method.kt_reference
-    if not METHODS[ref].single_task:  # an order-dependent method has no per-task reference
-        return None
-    scores = []
-    for name in order:
-        dep = arrive(cfg, ref, tasks[name], [], [], executor).deployed[name]
-        scores.append(executor.evaluate(dep, tasks[name])[0])
-    return np.asarray(scores)
-
-
-def matched_reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor,
-                             steps: Sequence[int]) -> np.ndarray:
-    """The compute-matched control: ST-A trained on each task alone for at least as many optimizer
-    steps as the method spent on it (whole epochs, so up to one epoch more), separating transfer
-    from extra training (I2I's Improvise + Initialize + Train give a task several times ST-A's steps)."""
-    scores = []
-    for name, n in zip(order, steps):
-        ctx = MethodContext(cfg, tasks[name], executor.run)
-        key = ctx.train(ctx.phase("adapter", min_steps=int(n)))
-        scores.append(executor.evaluate(Deployed(head=key, adapter=key), tasks[name])[0])
-    return np.asarray(scores)
-
-
-@dataclass(frozen=True)
-class References:
-    """Single-task scores KT compares a run against, per task in arrival order (None: not computed)."""
-
-    ref: Optional[np.ndarray]  # `method.kt_reference` trained on each task alone (CLiMB's S_ref)
-    matched: Optional[np.ndarray]  # step-matched ST-A: teacher methods with `method.kt_matched`
-
-
-def references(cfg: Config, order: Sequence[str], tasks: dict[str, Task], executor,
-               steps: Sequence[int]) -> References:
-    """Train (or reuse from the store) the phases KT needs after the stream: the reference method on
-    each task alone, then for a teacher method ST-A for as many steps as it spent per task (`steps`)."""
-    ref = reference_scores(cfg, order, tasks, executor)
-    matched = (matched_reference_scores(cfg, order, tasks, executor, steps)
-               if cfg.method.kt_matched and METHODS[cfg.method.name].uses_teachers else None)
-    return References(ref, matched)
 
 
 def run_stream(cfg: Config, tasks: dict[str, Task], executor, order: Sequence[str], run_id: str = "run",
