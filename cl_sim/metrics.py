@@ -177,7 +177,7 @@ def _json_float(x) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else x
 
 
-def summary(R, random_scores, ref_diag=None) -> dict:
+def summary(R, random_scores, ref_diag=None, kt_rows=None) -> dict:
     """Headline numbers of one stream, JSON-safe.
 
     Args:
@@ -185,6 +185,10 @@ def summary(R, random_scores, ref_diag=None) -> dict:
         random_scores: random-guesser score, scalar or shape (n_tasks,).
         ref_diag: optional reference score per task (shape (n_arrivals,)); when given,
             ``mean_kt`` is the mean CLiMB KT of ``diag(R)`` against it.
+        kt_rows: optional boolean mask of the arrivals KT measures transfer on (those that had
+            teachers); when given, ``mean_kt`` averages only those and ``kt_left_out`` counts the
+            others (KT is 0 there by construction, or not transfer at all), so a mean over 1 of 5
+            tasks says so.
 
     Returns:
         Dict: avg_accuracy, bwt, mean_forgetting, mean_kt (float, None where undefined, e.g.
@@ -203,6 +207,8 @@ def summary(R, random_scores, ref_diag=None) -> dict:
         j = np.arange(R.shape[0])
         b = _random_vector(random_scores, R.shape[1])[j]
         kt = knowledge_transfer(R[j, j], ref_diag, b)
+        if kt_rows is not None:
+            kt = kt[np.asarray(kt_rows, dtype=bool)]
         mean_kt, kt_undefined = _nanmean(kt), int(np.isnan(kt).sum())
     fgt = forgetting(R, random_scores)[:-1]
     return {
@@ -212,7 +218,7 @@ def summary(R, random_scores, ref_diag=None) -> dict:
         "forgetting_undefined": int(np.isnan(fgt).sum()),
         "mean_kt": _json_float(mean_kt),
         "kt_undefined": kt_undefined,
-    }
+    } | ({} if kt_rows is None else {"kt_left_out": int(R.shape[0] - np.count_nonzero(kt_rows))})
 
 
 # ---------------------------------------------------------------------------------------
