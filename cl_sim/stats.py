@@ -20,7 +20,7 @@ import numpy as np
 
 from cl_sim.methods import uses_teachers
 
-KT_COLUMNS = ("kt", "kt_matched")
+KT_COLUMNS = ("kt", "kt_matched", "kt_work")
 
 
 def t_quantile(df: int, q: float = 0.975) -> float:
@@ -108,7 +108,7 @@ def had_teachers(tasks):
     return uses & (tasks["position"] > 0)
 
 
-def seed_table(tasks, columns: Sequence[str] = ("final_score", "kt", "kt_matched", "forgetting")):
+def seed_table(tasks, columns: Sequence[str] = ("final_score", "kt", "kt_matched", "kt_work", "forgetting")):
     """One row per method: seeds, and for each column the mean ± 95% t-interval over seeds of
     the per-seed means, with how many task rows were undefined (NaN) and left out. KT columns
     average only the rows that had teachers (`had_teachers`), say how many they left out, and are

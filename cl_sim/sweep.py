@@ -46,7 +46,7 @@ PARAMS = {"ordering": ("stream", "ordering"), "method": ("method", "name"), "see
 METHOD_AXES = ("teacher_count", "low_shot_fraction", "i2i_variant")
 TRIAL_COLUMNS = ("trial_id", "method", "seed", "ordering", "teacher_count", "low_shot_fraction", "i2i_variant")
 SUMMARY = ("avg_accuracy", "bwt", "mean_forgetting", "forgetting_undefined", "mean_kt", "kt_undefined",
-           "mean_kt_matched")
+           "kt_left_out", "mean_kt_matched", "mean_kt_work")
 ROW_TABLES = ("tasks", "matrix", "phases", "attention")
 ORDERINGS = ("all", "config", "search")
 SEARCHES = ("grid", "random", "optuna")
