@@ -2,10 +2,11 @@
 
     by_set = score_by_predecessors(tasks, "i2i")            # a target's score by the set before it
     gain = transfer_matrix(tasks, "i2i")                    # teacher -> target: with minus without
-    beyond = transfer_matrix(tasks, "i2i", "ref_matched_score")  # with teacher minus step-matched ST-A
+    beyond = transfer_matrix(tasks, "i2i", "ref_work_score")  # with teacher minus work-matched ST-A
     effect = ordering_effect(tasks)                         # ordering vs seed noise: p-value, variance share
     plot_transfer_heatmap(transfer_matrix(tasks, "i2i", with_interval=True), "transfer_i2i.png",
-                          matched=transfer_matrix(tasks, "i2i", "ref_matched_score", with_interval=True))
+                          matched=transfer_matrix(tasks, "i2i", "ref_matched_score", with_interval=True),
+                          work=transfer_matrix(tasks, "i2i", "ref_work_score", with_interval=True))
 
 All of it reads the sweep's task rows (method, seed, ordering "a>b>c", task, position, diag_score,
 final_score), so it works on any study that varied the ordering.
@@ -44,8 +45,9 @@ def score_by_predecessors(tasks: pd.DataFrame, method: str) -> pd.DataFrame:
 def transfer_matrix(tasks: pd.DataFrame, method: str, against: str | None = None,
                     with_interval: bool = False) -> pd.DataFrame:
     """teacher x target, points. Default: the target's score when the teacher came before it minus
-    when it did not. `against="ref_matched_score"`: the target's score when the teacher came before
-    it minus the step-matched ST-A control on the same rows (transfer beyond extra optimizer steps).
+    when it did not. `against="ref_matched_score"` / `"ref_work_score"`: the target's score when the
+    teacher came before it minus the step- / work-matched ST-A control on the same rows (transfer
+    beyond extra optimizer steps / extra training work, `cl_sim.references`).
     Both are computed per seed, then averaged; NaN where one side never happened. With
     `with_interval`, cells are `stats.Interval`s (95% t over seeds) instead of floats."""
     g = tasks[tasks["method"] == method]
@@ -132,17 +134,19 @@ def _heatmap(ax, matrix: pd.DataFrame, lim: float, label: str):
     return im
 
 
-def plot_transfer_heatmap(matrix: pd.DataFrame, path, title: str = "", matched: pd.DataFrame | None = None) -> None:
+def plot_transfer_heatmap(matrix: pd.DataFrame, path, title: str = "", matched: pd.DataFrame | None = None,
+                          work: pd.DataFrame | None = None) -> None:
     """teacher (rows) -> target (columns) heatmaps of `transfer_matrix(..., with_interval=True)`, points
     with their 95% interval over seeds, diverging around 0: "with - without the teacher" and, when
-    the study ran the step-matched control, "with the teacher - step-matched ST-A" beside it (the
-    first includes extra optimizer steps; the second separates them out)."""
+    the study ran the controls, "with the teacher - step-matched ST-A" and "- work-matched ST-A"
+    beside it (the first includes the method's extra training; the others separate it out)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     panels = [(matrix, "with - without teacher (points)")]
-    if matched is not None and not matched.empty:
-        panels.append((matched, "with teacher - step-matched ST-A (points)"))
+    for control, label in ((matched, "step-matched"), (work, "work-matched")):
+        if control is not None and not control.empty:
+            panels.append((control, f"with teacher - {label} ST-A (points)"))
     means = [v.mean for m, _ in panels for v in m.to_numpy().ravel() if isinstance(v, stats.Interval)]
     lim = float(np.nanmax(np.abs(means))) if np.isfinite(means).any() else 1.0
     n = len(matrix)
@@ -162,7 +166,7 @@ def headline(tasks: pd.DataFrame) -> str:
     and the ordering effect. `tasks` is the report's tasks table."""
     from cl_sim.tables import markdown_table
 
-    parts = [markdown_table(stats.seed_table(tasks, ("final_score", "kt", "kt_matched")))]
+    parts = [markdown_table(stats.seed_table(tasks, ("final_score", "kt", "kt_matched", "kt_work")))]
     if "st_a" in set(tasks["method"]) and tasks["method"].nunique() > 1:
         rows = []
         for task, g in tasks.groupby("task", sort=True):

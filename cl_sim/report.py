@@ -113,10 +113,12 @@ def plot_accuracy_matrix(matrix_df: pd.DataFrame, path, run_id=None) -> Path:
 
 def _transfer_series(tasks_df: pd.DataFrame) -> list[tuple[str, pd.Series]]:
     """What the transfer plot draws, as (label, values per row): score differences in points
-    against the ST-A reference and the step-matched control where the rows carry them, else KT."""
+    against the ST-A reference and the step- and work-matched controls where the rows carry them,
+    else KT."""
     out = []
     for col, label in (("ref_score", "score - ST-A reference (points)"),
-                       ("ref_matched_score", "score - step-matched ST-A (points)")):
+                       ("ref_matched_score", "score - step-matched ST-A (points)"),
+                       ("ref_work_score", "score - work-matched ST-A (points)")):
         if col in tasks_df and pd.to_numeric(tasks_df[col], errors="coerce").notna().any():
             out.append((label, 100 * (tasks_df["diag_score"] - pd.to_numeric(tasks_df[col], errors="coerce"))))
     return out or [("knowledge transfer (%)", tasks_df["kt"])]
@@ -125,15 +127,15 @@ def _transfer_series(tasks_df: pd.DataFrame) -> list[tuple[str, pd.Series]]:
 def plot_kt_by_position(tasks_df: pd.DataFrame, path) -> Path:
     """Transfer by stream position per teacher method: mean over seeds with its 95% t-interval.
 
-    Drawn in points (the method's score minus the ST-A reference, and minus the step-matched ST-A
-    when the study ran it), not CLiMB's normalised KT: KT divides by the reference's margin over
+    Drawn in points (the method's score minus the ST-A reference, and minus the step- and the
+    work-matched ST-A when the study ran them), not CLiMB's normalised KT: KT divides by the reference's margin over
     chance, which is a few points on a hard small task, so a 1-point difference can read as 30%
     and its band as hundreds (the smallest margin is printed on the plot). Only rows that had
     teachers (`stats.had_teachers`); elsewhere the method is ST-A and the difference is 0.
 
     Args:
         tasks_df: "tasks" table (method, seed, position, diag_score and ref_score /
-            ref_matched_score, or kt).
+            ref_matched_score / ref_work_score, or kt).
         path: PNG file to write.
     """
     from cl_sim import stats
@@ -285,12 +287,15 @@ def plot_tenant_timeline(tenant_df: pd.DataFrame, path) -> Path:
 
 def method_summary(tasks: pd.DataFrame) -> pd.DataFrame:
     """One row per method: per-run means (sums for bytes and wall time), averaged over runs. KT
-    averages the tasks that had teachers only (`stats.had_teachers`; NaN for methods without)."""
+    (against ST-A and the step- and work-matched controls) averages the tasks that had teachers only
+    (`stats.had_teachers`; NaN for methods without)."""
     from cl_sim import stats
 
-    if "kt" in tasks:
-        tasks = tasks.assign(kt=tasks["kt"].where(stats.had_teachers(tasks)))
-    aggs = {c: (c, "mean") for c in ("final_score", "kt", "forgetting", "trainable_params", "inference_params")}
+    taught = stats.had_teachers(tasks)
+    tasks = tasks.assign(**{c: pd.to_numeric(tasks[c], errors="coerce").where(taught)
+                            for c in stats.KT_COLUMNS if c in tasks})
+    aggs = {c: (c, "mean") for c in ("final_score", *stats.KT_COLUMNS, "forgetting", "trainable_params",
+                                     "inference_params")}
     aggs |= {c: (c, "sum") for c in ("stored_bytes", "train_steps", "wall_s")}  # per run: the cost
     aggs = {k: v for k, v in aggs.items() if v[0] in tasks}
     per_run = tasks.groupby(["method", "run_id"]).agg(**aggs)
@@ -390,7 +395,9 @@ def _ordering_section(out: Path, tasks: pd.DataFrame) -> list[str]:
         if matrix.notna().to_numpy().any():
             name = f"transfer_{_slug(method)}.png"
             matched = analysis.transfer_matrix(tasks, method, "ref_matched_score", with_interval=True)
-            analysis.plot_transfer_heatmap(matrix, out / name, f"{method}: teacher -> target", matched=matched)
+            work = analysis.transfer_matrix(tasks, method, "ref_work_score", with_interval=True)
+            analysis.plot_transfer_heatmap(matrix, out / name, f"{method}: teacher -> target", matched=matched,
+                                           work=work)
             lines += [f"### {method}: score by the tasks before it", "",
                       markdown_table(analysis.score_by_predecessors(tasks, method)), ""]
             lines += _figure(f"{method}: teacher -> target transfer", name)

@@ -23,6 +23,10 @@ from cl_sim.tables import markdown_table, training_sizes
 
 # the papers' figures (from ../shared/seeds/*.md) are the `claims` of each method's registry entry
 BUDGET_BYTES = 10_000_000
+# the compute-matched controls a teacher method's rows carry (`cl_sim.references`): column, name
+CONTROLS = (("ref_matched_score", "step-matched ST-A"), ("ref_work_score", "work-matched ST-A"))
+KT_LABELS = (("kt", "KT vs ST-A, % (95% CI)"), ("kt_matched", "KT vs step-matched ST-A, % (95% CI)"),
+             ("kt_work", "KT vs work-matched ST-A, % (95% CI)"))
 
 
 def _points(tasks: pd.DataFrame, method: str, column: str = "diag_score", where=None) -> dict:
@@ -81,9 +85,10 @@ def claim_intervals(tasks: pd.DataFrame) -> list[tuple[str, str, stats.Interval]
                 pair(f"{versus}, targets with teachers", label, claim.versus, targets, claim.paper)
                 for task in named:
                     pair(f"{versus}, {task}", label, claim.versus, lambda g, t=task: g["task"] == t, claim.paper)
-            if claim.matched and tasks.loc[tasks["method"] == label, "ref_matched_score"].notna().any():
-                pair(f"{title(label)} - step-matched ST-A, targets with teachers", label, label, targets,
-                     claim.paper, b_column="ref_matched_score")
+            for column, control in CONTROLS:
+                if claim.matched and column in tasks and tasks.loc[tasks["method"] == label, column].notna().any():
+                    pair(f"{title(label)} - {control}, targets with teachers", label, label, targets,
+                         claim.paper, b_column=column)
     return out
 
 
@@ -126,8 +131,10 @@ def verdicts(studies: list[dict]) -> pd.DataFrame:
 
 
 def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
-    """KT against ST-A and against the step-matched ST-A, per teacher method, over seeds; only rows
-    that had teachers (`stats.had_teachers`: elsewhere KT is 0 by construction), with the count."""
+    """Per teacher method, over seeds: the score minus the step- and the work-matched ST-A in points
+    (paired by seed), and KT against ST-A and both controls; only rows that had teachers
+    (`stats.had_teachers`: elsewhere KT is 0 by construction), with the count, and per KT column
+    how many of those rows KT left undefined (reference at or below chance)."""
     rows = []
     methods = set(tasks["method"])
     for method in [m for name, entry in METHODS.items() if entry.uses_teachers for m in labels(name, methods)]:
@@ -137,8 +144,12 @@ def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
             continue
         row = {"method": method, "seeds": g["seed"].nunique(),
                "rows with teachers": f"{len(g)} of {len(all_rows)}"}
-        for col, label in (("kt", "KT vs ST-A, % (95% CI)"), ("kt_matched", "KT vs step-matched ST-A, % (95% CI)")):
-            if col in g:
+        for col, control in CONTROLS:
+            if col in g and g[col].notna().any():
+                row[f"score - {control}, points (95% CI)"] = stats.paired_diff(
+                    _points(g, method), _points(g, method, col)).fmt(2)
+        for col, label in KT_LABELS:
+            if col in g and (col == "kt" or g[col].notna().any()):
                 per_seed = [float(v.mean()) for _, v in g.groupby("seed")[col] if v.notna().any()]
                 row[label] = stats.mean_ci(per_seed).fmt(1)
                 row[f"{col} undefined rows"] = int(g[col].isna().sum())
@@ -188,11 +199,13 @@ HEADER = [
     "# Results: the seed papers re-measured", "",
     "_Written by `experiments/reproduce.py` (`cl_sim/results_md.py`) from the suite's tables; do not edit "
     "by hand. Differences are paired over seeds (same data and seed on both sides) with a 95% t-interval; "
-    "a difference whose interval includes 0 is not shown to exist. The matched control (`kt_matched`, "
-    "`ref_matched_score`) is **step-matched**: ST-A trained on the task alone for at least as many optimizer "
-    "steps as the method spent on it, not as much work (a fusion or distillation step costs more than an ST-A "
-    "step: N teachers' adapters, the fusion layers, the teacher's forward); study titles that say "
-    "\"compute-matched\" mean this control. KT means average only the tasks that had teachers. Studies accumulate: a run writes the "
+    "a difference whose interval includes 0 is not shown to exist. Two compute-matched controls separate "
+    "transfer from extra training: the **step-matched** ST-A (`ref_matched_score`, `kt_matched`) trains on "
+    "the task alone for at least as many optimizer steps as the method spent on it; the **work-matched** "
+    "ST-A (`ref_work_score`, `kt_work`) for at least as many example-passes through the backbone (a fusion "
+    "pass over N adapters and the distillation teacher's forward counted at their cost, `cl_sim/references.py`). "
+    "Study titles that say \"compute-matched\" mean these controls. KT means average only the tasks that had "
+    "teachers and say how many rows they left out. Studies accumulate: a run writes the "
     "sections of the studies it finished and keeps the others' sections as their last finished run wrote "
     "them (each section gives its command, machine and date)._", "",
     "Where ours disagree with a paper, the likely reason is scale: a 22M-parameter MiniLM (not BERT-base), "
@@ -225,7 +238,7 @@ def study_section(s: dict) -> str:
         lines += ["### Training size per task", "", markdown_table(sizes), ""]
     lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
     for title, table in (("Comparisons the papers make", comparisons(tasks)),
-                         ("Knowledge transfer, against ST-A and against step-matched ST-A", transfer(tasks)),
+                         ("Knowledge transfer, against ST-A and the step- and work-matched ST-A", transfer(tasks)),
                          ("Ordering effect, tested against seed noise", ordering_effect(tasks)),
                          ("Costs", costs(tasks)),
                          ("Forgetting", forgetting(tasks))):

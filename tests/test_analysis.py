@@ -87,3 +87,19 @@ def test_transfer_matrix_against_the_step_matched_control():
     iv = analysis.transfer_matrix(rows, "i2i", with_interval=True).loc["a", "b"]
     assert iv.n == 2 and iv.mean == pytest.approx(10.0)
     assert analysis.transfer_matrix(_rows(), "i2i", "ref_matched_score").empty  # no control ran: no panel
+
+
+def test_the_heatmap_draws_a_panel_per_control(tmp_path, monkeypatch):
+    rows = _rows()
+    rows["ref_matched_score"] = rows["diag_score"] - 0.02
+    rows["ref_work_score"] = rows["diag_score"] + 0.01  # the method is 1 point below its work-matched control
+    work = analysis.transfer_matrix(rows, "i2i", "ref_work_score", with_interval=True)
+    assert work.loc["a", "b"].mean == pytest.approx(-1.0) and work.loc["a", "b"].n == 2
+    titles = []
+    monkeypatch.setattr(analysis, "_heatmap", lambda ax, m, lim, label: (titles.append(label), ax.imshow([[0]]))[1])
+    analysis.plot_transfer_heatmap(analysis.transfer_matrix(rows, "i2i", with_interval=True), tmp_path / "t.png",
+                                   matched=analysis.transfer_matrix(rows, "i2i", "ref_matched_score", with_interval=True),
+                                   work=work)
+    assert titles == ["with - without teacher (points)", "with teacher - step-matched ST-A (points)",
+                      "with teacher - work-matched ST-A (points)"]
+    assert (tmp_path / "t.png").stat().st_size > 0

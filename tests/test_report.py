@@ -104,6 +104,10 @@ def test_summary_tables_numbers():
     # seed0 mean(5, 10) = 7.5, seed1 mean(6, 11) = 8.5 -> 8.0
     assert summary.loc["i2i", "kt"] == pytest.approx(8.0)
     assert np.isnan(summary.loc["st_a", "kt"])
+    # the controls' KT likewise: 2 x KT on every row -> 16; the first arrivals' 999 never enter
+    tasks = _tasks_df()
+    tasks["kt_work"] = np.where(tasks["position"] > 0, 2 * tasks["kt"], 999.0)
+    assert report.method_summary(tasks).set_index("method").loc["i2i", "kt_work"] == pytest.approx(16.0)
     assert summary.loc["st_a", "stored_bytes"] == 120_000  # 3 tasks * 40_000 per run
 
     stream = report.stream_summary(_matrix_df()).set_index("run_id")
@@ -156,11 +160,17 @@ def test_report_html_is_one_self_contained_page(tmp_path):
 
 def test_transfer_plot_draws_points_against_both_controls_not_exploding_kt(tmp_path):
     # reference 2 points over chance: a 1-point gain is KT = 50%; the plot shows +1 point instead,
-    # and beside it the difference to the step-matched ST-A; first arrivals (no teachers) left out
+    # and beside it the differences to the step- and the work-matched ST-A; first arrivals (no
+    # teachers) left out
     tasks = _tasks_df().assign(ref_score=0.52, random_score=0.5, diag_score=0.53, ref_matched_score=0.535,
-                               kt=50.0)
+                               ref_work_score=0.54, kt=50.0)
     series = dict(report._transfer_series(tasks[tasks["position"] > 0]))
-    assert list(series) == ["score - ST-A reference (points)", "score - step-matched ST-A (points)"]
+    assert list(series) == ["score - ST-A reference (points)", "score - step-matched ST-A (points)",
+                            "score - work-matched ST-A (points)"]
     assert series["score - ST-A reference (points)"].to_numpy() == pytest.approx(1.0)
     assert series["score - step-matched ST-A (points)"].to_numpy() == pytest.approx(-0.5)
+    assert series["score - work-matched ST-A (points)"].to_numpy() == pytest.approx(-1.0)
     _assert_png(report.plot_kt_by_position(tasks, tmp_path / "kt.png"))
+    # a study without the work-matched control keeps its two panels
+    older = dict(report._transfer_series(tasks.drop(columns="ref_work_score")))
+    assert list(older) == ["score - ST-A reference (points)", "score - step-matched ST-A (points)"]

@@ -1,5 +1,5 @@
-"""docs/RESULTS.md tables from a study's task rows: I2I variants kept apart, the step-matched
-control paired on the same rows, the ordering effect per variant tested against seed noise."""
+"""docs/RESULTS.md tables from a study's task rows: I2I variants kept apart, the step- and the
+work-matched controls paired on the same rows, the ordering effect per variant tested against seed noise."""
 import itertools
 
 import numpy as np
@@ -10,20 +10,25 @@ from cl_sim.results_md import comparisons, ordering_effect, results_markdown, tr
 
 def _tasks() -> pd.DataFrame:
     """st_a and I2I FF/LL over 2 orderings x 3 seeds of tasks a, b. I2I-FF beats ST-A by exactly
-    4 points as the second task after a and by 5 after b, and its matched
-    reference by 1; LL equals ST-A."""
+    4 points as the second task after a and by 5 after b, its step-matched reference by 1 and its
+    work-matched one by 0, 1, 2 points on seeds 0, 1, 2 (KT against it undefined on one row); LL
+    equals ST-A and both controls."""
     rows = []
     for seed, order in itertools.product((0, 1, 2), ("a>b", "b>a")):
         for pos, task in enumerate(order.split(">")):
             st = 0.6 + 0.01 * seed + (0.05 if task == "b" else 0.0)
             common = dict(seed=seed, ordering=order, task=task, position=pos, run_id=f"{seed}{order}",
                           ref_score=st, random_score=0.5, forgetting=0.0, stored_bytes=100,
-                          inference_params_pct=1.0, kt_matched=np.nan, ref_matched_score=np.nan)
+                          inference_params_pct=1.0, kt_matched=np.nan, ref_matched_score=np.nan,
+                          kt_work=np.nan, ref_work_score=np.nan)
             rows.append({**common, "method": "st_a", "diag_score": st, "kt": 0.0})
             ff = st + (0.04 if pos else 0.0) + (0.01 * (order == "b>a") if pos else 0.0)
+            undefined = seed == 0 and order == "a>b" and pos == 1
             rows.append({**common, "method": "i2i-FF", "diag_score": ff, "kt": 100 * (ff - st) / st,
-                         "ref_matched_score": ff - 0.01})
-            rows.append({**common, "method": "i2i-LL", "diag_score": st, "kt": 0.0, "ref_matched_score": st})
+                         "ref_matched_score": ff - 0.01, "ref_work_score": ff - 0.01 * seed,
+                         "kt_work": np.nan if undefined else 1.0})
+            rows.append({**common, "method": "i2i-LL", "diag_score": st, "kt": 0.0, "ref_matched_score": st,
+                         "ref_work_score": st, "kt_work": 0.0})
     t = pd.DataFrame(rows)
     t["final_score"] = t["diag_score"]
     return t
@@ -34,6 +39,9 @@ def test_each_variant_is_compared_with_st_a_and_its_matched_control():
     ff = c.loc["I2I-FF - ST-A, targets with teachers"]
     assert ff["verdict"] == "positive" and ff["difference, points (95% CI)"].startswith("4.50")
     assert c.loc["I2I-FF - step-matched ST-A, targets with teachers", "difference, points (95% CI)"].startswith("1.00")
+    work = c.loc["I2I-FF - work-matched ST-A, targets with teachers"]  # 0, 1, 2 points: mean 1, t(2) interval
+    assert work["difference, points (95% CI)"] == "1.00 ± 2.48" and work["verdict"] == "interval includes 0"
+    assert c.loc["I2I-LL - work-matched ST-A, targets with teachers", "difference, points (95% CI)"] == "0.00 ± 0.00"
     assert c.loc["I2I-LL - ST-A, targets with teachers", "verdict"] == "interval includes 0"
     assert "I2I - ST-A, targets with teachers" not in c.index  # variants never averaged together
 
@@ -42,6 +50,10 @@ def test_transfer_and_spread_per_variant():
     t = transfer(_tasks()).set_index("method")
     assert set(t.index) == {"i2i-FF", "i2i-LL"}
     assert t.loc["i2i-FF", "rows with teachers"] == "6 of 12"  # first arrivals (KT = 0 by construction) left out
+    assert t.loc["i2i-FF", "score - step-matched ST-A, points (95% CI)"] == "1.00 ± 0.00"
+    assert t.loc["i2i-FF", "score - work-matched ST-A, points (95% CI)"] == "1.00 ± 2.48"
+    assert t.loc["i2i-FF", "KT vs work-matched ST-A, % (95% CI)"] == "1.0 ± 0.0"
+    assert t.loc["i2i-FF", "kt_work undefined rows"] == 1 and t.loc["i2i-LL", "kt_work undefined rows"] == 0
     s = ordering_effect(_tasks()).set_index(["method", "task"])
     spread = "spread best - worst, points"
     assert s.loc[("i2i-FF", "a"), spread] == "5.00"  # a first (no gain) vs after b (+5)
@@ -56,7 +68,7 @@ def test_markdown_has_every_section():
     md = results_markdown([{"title": "T", "command": "cmd", "seeds": [0, 1, 2], "wall_s": 60, "trials": 9,
                             "tasks": _tasks()}])
     for heading in ("## T", "### Comparisons the papers make", "### Ordering effect",
-                    "### Knowledge transfer, against ST-A and against step-matched ST-A"):
+                    "### Knowledge transfer, against ST-A and the step- and work-matched ST-A"):
         assert heading in md
 
 
