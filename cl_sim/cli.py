@@ -8,6 +8,7 @@
     cl-sim report RUN_DIR                        # Markdown + PNG report of a finished run
     cl-sim show-config [CONFIG.yaml] [key=value ...]
     cl-sim store ls|verify|gc [--store DIR | CONFIG.yaml key=value ...] [--delete]
+    cl-sim export KEY|TASK --format safetensors|adapterhub DIR [--store DIR | CONFIG.yaml ...]
 
 CONFIG is a YAML path or a shipped config's name (cl_sim/configs/: task_order, teacher_count,
 low_shot, hparam_search, ordering_search, ...). Bad input exits with status 2 and one line naming
@@ -72,8 +73,21 @@ def print_run(rec, out: Path) -> None:
 
 
 def cmd_run(args: list[str]) -> int:
-    """cl-sim run [CONFIG.yaml] [--local] [key=value ...]: one stream x one method x one seed; results
-    under output.dir (tables, config.yaml, report.md/.html). Keys: `cl-sim show-config`; SPEC §7."""
+    """cl-sim run [CONFIG.yaml|NAME] [--local] [key=value ...]: one stream x one method x one seed.
+
+    Writes <output.dir>/<output.name, else METHOD-CONFIGHASH>/:
+      config.yaml        the resolved config (defaults and overrides applied)
+      matrix.parquet     R[i, j]: the score on task j after arrival i
+      tasks.parquet      a row per task: scores, KT, forgetting, teachers, parameters, bytes
+      phases.parquet     a row per phase: store key, kind, wall time, where it ran
+      summary.json       the run's metrics (avg_accuracy, bwt, ...) and R
+      attention.parquet  fusion attention per position (fusion methods only)
+      tensorboard/       event files: per-step loss, per-phase dev score (needs tensorboardX)
+    Trained phases go to the store (execution.store_dir; default $CL_SIM_STORE, else
+    ~/.cache/cl_sim/store) and are reused by any later run. Results print on stdout, progress on
+    stderr. `cl-sim report DIR` writes report.md/.html from these tables; every key and its
+    default: `cl-sim show-config`.
+      --local          train in this process even against a Ray cluster (debugging)"""
     from cl_sim.config import ordering
     from cl_sim.execution import open_session
     from cl_sim.preflight import preflight
@@ -90,14 +104,13 @@ def cmd_run(args: list[str]) -> int:
     from cl_sim.store_admin import foreign_note
 
     if note := foreign_note(Store(cfg.execution.store_dir), cfg.backbone.name):
-        print(note, flush=True)
+        say(note)
     start = time.perf_counter()
     with open_session(cfg, tasks, default="local") as session:  # auto: the pool against a cluster
         cfg, executor = session.cfg, session.executor
         out = run_dir(cfg)
-        print(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
-              f"{cfg.adapter.kind}, seed {cfg.training.seed}, {cfg.execution.executor} executor) -> {out}",
-              flush=True)
+        say(f"cl-sim: {cfg.method.name} on {' > '.join(ordering(cfg))} ({cfg.backbone.name}, "
+            f"{cfg.adapter.kind}, seed {cfg.training.seed}, {cfg.execution.executor} executor) -> {out}")
         rec = run_stream(cfg, tasks, executor, ordering(cfg), run_id=out.name, log=say)
     write_run(cfg, rec, out, executor)
     from cl_sim.tb_events import write_events
@@ -106,7 +119,7 @@ def cmd_run(args: list[str]) -> int:
     print_run(rec, out)
     print(f"tensorboard --logdir {events}  (per-step loss, dev scores)" if events
           else "tensorboard: no event files (pip install tensorboardX)")
-    print(session.overhead_line())
+    say(session.overhead_line())
     print(f"phases trained {executor.trained}, reused from store {executor.reused}; "
           f"{time.perf_counter() - start:.1f} s")
     return 0
@@ -328,8 +341,59 @@ def cmd_store(args: list[str]) -> int:
     return 0
 
 
+def cmd_export(args: list[str]) -> int:
+    """cl-sim export KEY|TASK --format safetensors|adapterhub DIR [--store DIR | CONFIG.yaml key=value ...]:
+    write a trained adapter and its task head from the store in a form other tools load.
+
+      KEY|TASK   a store key (`cl-sim store ls`), or a task name: that task's latest deployed adapter
+      --format   safetensors: DIR/adapter.safetensors (tensors, metadata: adapter kind, reduction
+                 factor, backbone, task, label names) + DIR/cl_sim_adapter.json (the same, as JSON);
+                 adapterhub: what AdapterHub's `model.load_adapter(DIR)` reads (adapter_config.json,
+                 pytorch_adapter.bin, adapter.safetensors; head_config.json and the head's weights
+                 where AdapterHub's heads compute ours: first-token pooling)
+      DIR        the folder to write (created)
+    The store is --store DIR, else the config's execution.store_dir; with a CONFIG the task's kind
+    and label names come from it."""
+    from cl_sim import export
+    from cl_sim.errors import ConfigError
+    from cl_sim.store import Store
+
+    rest, fmt, store_dir = list(args), None, None
+    for flag in ("--format", "--store"):
+        if flag in rest:
+            i = rest.index(flag)
+            if i + 1 >= len(rest):
+                raise ConfigError(f"export: {flag} needs a value")
+            value = rest[i + 1]
+            del rest[i:i + 2]
+            fmt, store_dir = (value, store_dir) if flag == "--format" else (fmt, value)
+    if fmt is None:
+        raise ConfigError(f"export: --format is required ({', '.join(export.FORMATS)})")
+    if len(rest) < 2 or rest[0].startswith("-") or rest[1].startswith("-"):
+        raise ConfigError("export: expected KEY|TASK and DIR: cl-sim export KEY|TASK --format FORMAT DIR")
+    name, folder, config_args = rest[0], rest[1], rest[2:]
+    if store_dir is not None and config_args:
+        raise ConfigError("export: give --store DIR or a config, not both")
+    cfg = _load(config_args) if config_args else None
+    raw = store_dir or (cfg.execution.store_dir if cfg else _load([]).execution.store_dir)
+    if "://" not in raw and not (Path(raw) / "manifest").is_dir():
+        raise ConfigError(f"export: {raw} is not a cl_sim store (no manifest/ folder); pass --store DIR")
+    store = Store(raw)
+    key, how = export.resolve_entry(store, name)
+    task = None
+    if cfg is not None:
+        from cl_sim.tasks import load_tasks
+
+        task = load_tasks(cfg).get(store.meta(key)["phase"]["task"])
+    files, notes = export.export(store, key, fmt, folder, task)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"exported {how}\nas {fmt} to {folder}: {', '.join(f.name for f in files)}")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "store": cmd_store, "validate": cmd_validate, "report": cmd_report,
-            "show-config": cmd_show_config}
+            "show-config": cmd_show_config, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

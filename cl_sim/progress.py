@@ -48,9 +48,10 @@ def set_verbosity(level: int) -> None:
 
 
 def say(msg: str) -> None:
-    """A progress line (not a result): printed unless quiet."""
+    """A progress line (not a result): printed on stderr unless quiet, so that `cl-sim ... > out.txt`
+    captures the results alone."""
     if verbosity() >= NORMAL:
-        print(msg, flush=True)
+        print(msg, file=sys.stderr, flush=True)
 
 
 class _NoBar:

@@ -58,7 +58,7 @@ def test_run_local_switch_trains_in_process_even_against_a_cluster(tmp_path, cap
     code = main(["run", str(_config(tmp_path)), "--local", "output.name=r"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "local executor" in out and "executor: local" in out
+    assert "local executor" in err and "executor: local" in err  # progress lines: stderr
     assert yaml.safe_load((tmp_path / "out" / "r" / "config.yaml").read_text())["execution"]["executor"] == "local"
     phases = pd.read_parquet(tmp_path / "out" / "r" / "phases.parquet")
     assert set(phases["executor"]) == {"local"} and set(phases["workers"]) == {1}
@@ -70,10 +70,11 @@ def test_quiet_prints_results_only_and_normal_prints_a_line_per_phase(tmp_path, 
     config = str(_config(tmp_path))
     assert main(["run", config, "output.name=normal"]) == 0
     normal = capsys.readouterr()
-    assert "done  adapter  a" in normal.out and "examples/s" in normal.out and "[1/2] a:" in normal.out
+    assert "done  adapter  a" in normal.err and "examples/s" in normal.err and "[1/2] a:" in normal.err
+    assert "done  adapter" not in normal.out and "accuracy matrix" in normal.out  # stdout: results only
     assert main(["--quiet", "run", config, "output.name=quiet"]) == 0  # same phases: reused from the store
     quiet = capsys.readouterr()
-    assert "train " not in quiet.out and "[1/2]" not in quiet.out and "it/s" not in quiet.err
+    assert "train " not in quiet.out + quiet.err and "[1/2]" not in quiet.out + quiet.err and "it/s" not in quiet.err
     assert "accuracy matrix" in quiet.out and "phases trained 0" in quiet.out  # the results are still there
 
 

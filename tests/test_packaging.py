@@ -25,14 +25,55 @@ def project() -> dict:
         return tomllib.load(f)["project"]
 
 
-def test_torch_is_pinned_exactly(project):
-    # A range or bare `torch` makes pip pull a multi-GB CUDA build on a CPU machine.
-    torch_reqs = [
-        re.sub(r"\s+", "", dep)
-        for dep in project["dependencies"]
-        if re.match(r"^torch\b(?![-_.\w])", dep.strip())
-    ]
-    assert torch_reqs == ["torch==2.13.0"]
+CONSTRAINTS = REPO / "scripts" / "constraints.txt"
+
+
+def _requirement(deps: list[str], name: str) -> str:
+    [req] = [re.sub(r"\s+", "", d) for d in deps if re.match(rf"^{name}\b(?![-_.\w])", d.strip())]
+    return req
+
+
+def test_package_declares_ranges_and_the_constraints_file_pins_the_tested_versions(project):
+    # exact pins in the metadata would stop users installing cl_sim beside any other torch/Ray;
+    # setup.sh installs the tested versions from scripts/constraints.txt instead
+    torch_req = _requirement(project["dependencies"], "torch")
+    assert "==" not in torch_req and ">=" in torch_req
+    pins = dict(line.split("==") for line in CONSTRAINTS.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    assert pins == {"torch": "2.13.0", "ray": "2.60.0"}
+    from packaging.requirements import Requirement
+
+    assert pins["torch"] in Requirement(torch_req).specifier
+    assert pins["ray"] in Requirement(project["optional-dependencies"]["ray"][0]).specifier
+
+
+def test_the_narrow_ray_range_covers_the_installed_ray_and_its_private_apis(project):
+    """cl_sim reads private Ray APIs (the reason for the narrow range in pyproject.toml): they exist
+    in the Ray installed here, and that Ray is inside the declared range."""
+    ray = pytest.importorskip("ray")
+    from packaging.requirements import Requirement
+
+    assert ray.__version__ in Requirement(project["optional-dependencies"]["ray"][0]).specifier
+    from ray._private import state, worker
+    from ray._private.ray_logging import global_worker_stdstream_dispatcher
+
+    assert callable(state.jobs) and callable(worker.print_to_stdstream) and hasattr(worker, "global_worker")
+    assert hasattr(global_worker_stdstream_dispatcher, "handlers") and hasattr(global_worker_stdstream_dispatcher, "_lock")
+
+
+def test_license_version_and_default_store(project, monkeypatch, tmp_path):
+    import importlib.metadata
+
+    import cl_sim
+    from cl_sim.config import load_config
+
+    assert "cl_sim developers" in (REPO / "LICENSE").read_text() and project["license"] == {"file": "LICENSE"}
+    assert cl_sim.__version__ == importlib.metadata.version("cl_sim")
+    monkeypatch.delenv("CL_SIM_STORE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert load_config(None, []).execution.store_dir == str(tmp_path / "cache" / "cl_sim" / "store")  # not runs/
+    monkeypatch.setenv("CL_SIM_STORE", str(tmp_path / "mine"))
+    assert load_config(None, []).execution.store_dir == str(tmp_path / "mine")
+    assert load_config(None, ["execution.store_dir=~/s"]).execution.store_dir == str(Path.home() / "s")
 
 
 def test_dev_extra_pulls_ray(project):
@@ -76,4 +117,4 @@ def test_ci_run_is_executable():
 
 def test_setup_installs_torch_before_the_package():
     text = SETUP_SH.read_text()
-    assert text.index("install torch==2.13.0") < text.index('install -e ".[dev]"')
+    assert text.index("install torch==2.13.0") < text.index('-c "$ROOT/scripts/constraints.txt" -e ".[dev]"')

@@ -141,8 +141,10 @@ def open_session(cfg: Config, tasks: dict[str, Task], default: str = "local", pa
             rec = run_stream(session.cfg, tasks, session.executor, order)
         print(session.overhead_line())
     """
+    from cl_sim.progress import say
+
     start = time.perf_counter()
-    cfg = resolve(cfg, default, parallel, log=log or print)
+    cfg = resolve(cfg, default, parallel, log=log or say)  # progress: stderr
     executor = open_executor(cfg, tasks, threads=threads, log=log)
     try:
         yield Session(cfg, executor, time.perf_counter() - start)

@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -64,10 +65,11 @@ def connect(address: Optional[str] = None, log: Log = print) -> bool:
     one; `auto` / `host:port` = that cluster. Returns True when this process started Ray."""
     if ray.is_initialized():
         return False
-    from cl_sim.progress import QUIET, verbosity
+    from cl_sim.progress import VERBOSE, verbosity
 
-    # quiet: the trials' own lines (per phase) stay in their logs; the driver prints per trial
-    ctx = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbosity() > QUIET)
+    # unless --verbose the trials' own lines (per phase) stay in their logs (Tune's trial folders) and
+    # the driver prints a line per arrival and per trial (`_Progress`): no "(_trainable pid=...)" prefixes
+    ctx = ray.init(address=address, logging_level=logging.WARNING, log_to_driver=verbosity() >= VERBOSE)
     from cl_sim.execution.ray_logs import quiet_ray_driver_logs
     from cl_sim.progress import set_verbosity
 
@@ -86,7 +88,8 @@ def _trainable(config: dict, base: dict, threads: int, cwd: str) -> None:
     from cl_sim.progress import set_verbosity, verbosity
 
     set_verbosity(verbosity())  # the driver's level (inherited env): quiets Ray Train's checkpoint lines
-    out = run_trial(base, trial_params(config), threads, log=lambda m: print(m, flush=True), report=tune.report)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731  (progress: stderr, also when forwarded)
+    out = run_trial(base, trial_params(config), threads, log=log, report=tune.report)
     numbers = {k: v for k, v in out["summary"].items() if k in SUMMARY}
     with tempfile.TemporaryDirectory() as tmp:  # the rows travel as a checkpoint (Tune's storage), not a metric
         with open(os.path.join(tmp, ROWS_FILE), "w") as f:
@@ -138,6 +141,9 @@ class _Progress(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "phases_trained" not in result:  # an arrival's report; the trial's last one has the counts
             self.arrivals[trial.trial_id] = (result.get("arrival", 0), result.get("name", str(trial)))
+            score = result.get("score")
+            self.log(f"  {result.get('name', trial)}: arrival {result.get('arrival')} {result.get('task')}: score "
+                     f"{'-' if score is None else f'{score:.3f}'}, running avg {result.get('running_avg', 0):.3f}")
             return
         self.done += 1
         self.arrivals.pop(trial.trial_id, None)
