@@ -1,6 +1,7 @@
-"""Sweeps as plain data, without Ray or executors: the `sweep:` section, trial grids over
+"""Sweeps as plain data, without Ray or executors: trial grids over
 orderings × methods × seeds (× teacher counts, low-shot fractions, I2I variants), trial configs,
-and the sweep's tables and counts. `execution/trial.py` runs one trial;
+and the sweep's tables and counts (the `sweep:` section is `cl_sim.config.SweepConfig`, loaded
+with the config through `cl_sim.config.load`). `execution/trial.py` runs one trial;
 `execution/ray_tune.py` runs them all on Ray Tune (this module imports neither).
 
     cfg, sweep = load_sweep("task_order", ["sweep.sample=3"])   # a shipped config by name, or a path
@@ -19,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import json
 import math
 import random
 from collections import Counter
@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
-import yaml
 
-from cl_sim.config import Config, build, load_config, read_yaml, save_config, validate
+from cl_sim.config import (CONFIGS, Config, SweepConfig, build, config_path, load, read_tree, save_config,  # noqa: F401
+                           shipped_configs, sweep_from_tree, validate)
 from cl_sim.errors import ConfigError
-from cl_sim.search_space import ORDER_PREFIX, did_you_mean, flat_keys, ordering_from_keys, parse_space, set_key, short_value
+from cl_sim.search_space import ORDER_PREFIX, did_you_mean, flat_keys, ordering_from_keys, set_key, short_value
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.methods import METHODS
 
@@ -48,79 +48,6 @@ TRIAL_COLUMNS = ("trial_id", "method", "seed", "ordering", "teacher_count", "low
 SUMMARY = ("avg_accuracy", "bwt", "mean_forgetting", "forgetting_undefined", "mean_kt", "kt_undefined",
            "kt_left_out", "mean_kt_matched", "mean_kt_work")
 ROW_TABLES = ("tasks", "matrix", "phases", "attention")
-ORDERINGS = ("all", "config", "search")
-SEARCHES = ("grid", "random", "optuna")
-SCHEDULERS = ("fifo", "asha")
-CALLBACKS = ("csv", "json", "tensorboard", "mlflow", "wandb")
-# what every report of a trial carries (after each arrival, and last with done=True and the summary)
-ARRIVAL_METRICS = ("running_avg", "score")
-CONFIGS = Path(__file__).resolve().parent / "configs"  # the experiment configs shipped with the package
-# --smoke-test: tiny random BERT, three tiny synthetic tasks, one epoch: seconds of training
-SMOKE = ("backbone.name=tiny-bert", "backbone.max_length=32", "training.epochs=1", "training.batch_size=16",
-         "tasks=[" + ", ".join(f"{{name: syn_{f}, family: {f}, n_train: 32, n_dev: 32, n_test: 32}}"
-                               for f in "abc") + "]")
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """The `sweep:` section of an experiment YAML (the rest of the file is a cl_sim `Config`).
-
-    orderings: `all` = permutations of `tasks` (or a seeded `sample` of k), `config` = the config's
-    one ordering. Empty axes (teacher_counts, ...) are not swept: the config's value holds.
-    """
-
-    name: str = "sweep"
-    tasks: tuple[str, ...] = ()  # tasks to order; empty = all of the config's tasks
-    orderings: str = "all"
-    sample: Optional[int] = None
-    sample_seed: int = 0
-    methods: tuple[str, ...] = ("st_a", "i2i")
-    seeds: tuple[int, ...] = (0,)
-    teacher_counts: tuple[int, ...] = ()
-    low_shot_fractions: tuple[float, ...] = ()
-    i2i_variants: tuple[str, ...] = ()
-    cpus_per_trial: float = 1.0  # local executor (the trial trains); with the ray executor trials take 0.01
-    max_concurrent_trials: int = 0  # 0 = what the cluster's CPUs hold
-    # search (cl_sim.search_space): any config key -> {loguniform: [lo, hi]}, {choice: [...]}, {grid: [...]}, ...
-    space: dict[str, Any] = field(default_factory=dict)
-    search: str = "grid"  # grid | random (Tune's BasicVariantGenerator) | optuna (Tune's OptunaSearch)
-    num_samples: int = 1  # Tune's num_samples: samples of the space (grid: repeats of the grid)
-    search_seed: int = 0  # seeds the sampler, so a search is repeatable
-    metric: str = "running_avg"  # reported after every arrival; after the last it is avg_accuracy
-    mode: str = "max"  # max: best; min: worst (e.g. the worst ordering)
-    scheduler: str = "fifo"  # fifo | asha (arrivals are the time attribute)
-    grace_period: int = 1  # asha: arrivals every trial gets before it can be stopped
-    eta: float = 2.0  # asha: reduction factor between rungs
-    confirm_seeds: int = 3  # a search re-runs its best config on this many fresh seeds (0 = no)
-    callbacks: tuple[str, ...] = ()  # extra Tune callbacks: mlflow, wandb (csv, json, tensorboard are Tune's own)
-    smoke: tuple[str, ...] = ()  # overrides that --smoke-test adds after the tiny-model settings
-
-    def __post_init__(self):
-        if self.orderings not in ORDERINGS:
-            raise ConfigError(f"sweep.orderings: {self.orderings!r} is not one of {', '.join(ORDERINGS)}")
-        for key, value, choices in (("search", self.search, SEARCHES), ("scheduler", self.scheduler, SCHEDULERS),
-                                    ("mode", self.mode, ("max", "min"))):
-            if value not in choices:
-                raise ConfigError(f"sweep.{key}: {value!r} is not one of {', '.join(choices)}"
-                                  f"{did_you_mean(str(value), choices)}")
-        for name in self.callbacks:
-            if name not in CALLBACKS:
-                raise ConfigError(f"sweep.callbacks: {name!r} is not one of {', '.join(CALLBACKS)}"
-                                  f"{did_you_mean(name, CALLBACKS)}")
-        if self.scheduler == "asha" and self.metric not in ARRIVAL_METRICS:
-            raise ConfigError(f"sweep.metric: asha compares trials after every arrival, so the metric must be "
-                              f"reported there: one of {', '.join(ARRIVAL_METRICS)}, got {self.metric!r}")
-        for key in ("num_samples", "grace_period"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"sweep.{key}: must be >= 1, got {getattr(self, key)}")
-        if self.eta <= 1:
-            raise ConfigError(f"sweep.eta: must be > 1, got {self.eta}")
-        if self.confirm_seeds < 0:
-            raise ConfigError(f"sweep.confirm_seeds: must be >= 0, got {self.confirm_seeds}")
-        if self.sample is not None and self.sample < 1:
-            raise ConfigError(f"sweep.sample: must be >= 1 or null, got {self.sample}")
-        if self.cpus_per_trial <= 0:
-            raise ConfigError(f"sweep.cpus_per_trial: must be > 0, got {self.cpus_per_trial}")
 
 
 @dataclass
@@ -138,58 +65,15 @@ class SweepResult:
 # ---------------------------------------------------------------- trials as plain data
 
 
-def config_path(name_or_path: str | Path) -> Path:
-    """A config file: a path, or the name of a config shipped with the package (`task_order`)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    shipped = CONFIGS / f"{name_or_path}.yaml"
-    if "/" not in str(name_or_path) and shipped.is_file():
-        return shipped
-    names = shipped_configs()
-    hint = did_you_mean(path.stem, names) if path.suffix in ("", ".yaml", ".yml") else ""
-    raise ConfigError(f"config file not found: {name_or_path}{hint} (or a shipped config: {', '.join(names)})")
-
-
-def shipped_configs() -> list[str]:
-    return sorted(p.stem for p in CONFIGS.glob("*.yaml"))
-
-
-def read_tree(path: Optional[str | Path]) -> dict:
-    if path is None:
-        return {}
-    return read_yaml(config_path(path))
-
-
 def load_sweep(path: Optional[str | Path], overrides: Sequence[str] = (), smoke: bool = False
                ) -> tuple[Config, SweepConfig]:
-    """An experiment YAML (a path or a shipped config's name): `sweep.*` keys and overrides go to
-    the sweep, all others to the config (validated once, exactly like `load_config`); the search
-    space is checked against the config. `smoke`: `SMOKE` and the file's `sweep.smoke` first."""
-    tree = read_tree(path)
-    sweep_tree = dict(tree.pop("sweep", None) or {})
-    if not isinstance(sweep_tree.get("space", {}), dict):
-        raise ConfigError("sweep.space: expected a mapping of config keys to distributions")
-    sweep_tree["space"] = dict(sweep_tree.get("space") or {})
-    if smoke:
-        overrides = [*SMOKE, *(sweep_tree.get("smoke") or ()), *overrides]
-    cfg_overrides = [f"{k}={json.dumps(v)}" for k, v in tree.items()]  # the file's config, as overrides
-    for item in overrides:
-        key, eq, raw = item.partition("=")
-        if not eq:
-            raise ConfigError(f"override '{item}' is not of the form key=value")
-        value = yaml.safe_load(raw) if raw else ""
-        if key.startswith("sweep.space."):
-            sweep_tree["space"][key[len("sweep.space."):]] = value
-        elif key.startswith("sweep."):
-            sweep_tree[key[len("sweep."):]] = value
-        else:
-            cfg_overrides.append(item)
-    cfg, sweep = load_config(None, cfg_overrides), build(SweepConfig, sweep_tree, "sweep")
-    parse_space(sweep.space, cfg.to_dict())
-    if sweep.orderings == "search" and len(sweep.tasks or cfg.tasks) < 2:
-        raise ConfigError("sweep.orderings: search needs at least 2 tasks")
-    return cfg, sweep
+    """An experiment file (a path or a shipped config's name) as a sweep, through the one loader
+    (`cl_sim.config.load`): `sweep.*` keys and overrides go to the sweep, all others to the config;
+    a file without `sweep:` gets the default sweep. `smoke`: `--smoke-test`'s settings first."""
+    cfg, sweep, studies = load(path, overrides, smoke)
+    if studies is not None:
+        raise ConfigError(f"{path}: a reproduction file (base + studies): experiments/reproduce.py runs its studies")
+    return cfg, sweep if sweep is not None else sweep_from_tree({}, cfg)
 
 
 def searches(sweep: SweepConfig) -> bool:

@@ -22,17 +22,14 @@ did not finish keeps the section RESULTS.md already had for it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
-import yaml
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SMOKE = {"backbone": {"name": "tiny-bert", "max_length": 32},
-         "training": {"epochs": 1, "max_train_examples": 32, "batch_size": 16}}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,38 +48,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+def load_studies(config: str, overrides: list[str], smoke: bool, local: bool):
+    """The suite's studies through the one loader (`cl_sim.config.load`), every one checked before any
+    runs; a relative `data_root` is the repository's (not the working directory's)."""
+    from cl_sim.config import load
 
+    suite = load(config, overrides + (["execution.executor=local"] if local else []), smoke=smoke).studies
+    if suite is None:
+        from cl_sim.errors import ConfigError
 
-def study_overrides(base: dict, study: dict, name: str, smoke: bool, local: bool) -> list[str]:
-    tree = merge(base, study.get("config", {}))
-    if tree.get("data_root") and not Path(tree["data_root"]).is_absolute():  # relative to the repository
-        tree["data_root"] = str(ROOT / tree["data_root"])
-    if smoke:
-        tree = merge(tree, SMOKE)
-        tree["tasks"] = [smoke_budget(t) for t in tree.get("tasks", [])]
-        tree["output"] = {**tree.get("output", {}), "dir": str(Path(tree.get("output", {}).get("dir", "runs")) / "smoke")}
-    if local:
-        tree = merge(tree, {"execution": {"executor": "local"}})
-    sweep = {**study.get("sweep", {}), "name": name}
-    if smoke:
-        sweep["seeds"] = list(sweep.get("seeds", [0]))[:2]
-        sweep["sample"] = 1 if sweep.get("orderings") == "all" else sweep.get("sample")
-    return ([f"{k}={json.dumps(v)}" for k, v in tree.items()]
-            + [f"sweep.{k}={json.dumps(v)}" for k, v in sweep.items()])
-
-
-def smoke_budget(task: dict) -> dict:
-    """A task's own budget cut to the smoke test's (a teacher's 3,000 rows would not be a smoke test)."""
-    rows, cap = task.get("max_train_examples", "training"), SMOKE["training"]["max_train_examples"]
-    out = {**task, "epochs": SMOKE["training"]["epochs"]} if "epochs" in task else dict(task)
-    if rows != "training":  # "training": the smoke's own training section already caps it
-        out["max_train_examples"] = cap if rows is None else min(rows, cap)
-    return out
+        raise ConfigError(f"{config}: not a reproduction file (base: + studies:)")
+    return {s.name: dataclasses.replace(s, config=s.config.replace(data_root=str(ROOT / s.config.data_root)))
+            if s.config.data_root and not Path(s.config.data_root).is_absolute() else s for s in suite}
 
 
 def main(argv=None) -> int:
@@ -90,34 +67,29 @@ def main(argv=None) -> int:
     from cl_sim.execution import ray_tune
     from cl_sim.io import atomic_write_json, atomic_write_text
     from cl_sim.results_md import machine_line, results_markdown
-    from cl_sim.sweep import load_sweep, trials_for
+    from cl_sim.sweep import trials_for
 
     args = parse_args(argv)
     from cl_sim.progress import NORMAL, QUIET, VERBOSE, say, set_verbosity
 
     set_verbosity(QUIET if args.quiet else VERBOSE if args.verbose else NORMAL)
     try:
-        from cl_sim.config import _set_dotted, parse_overrides
-
-        spec = yaml.safe_load(Path(args.config).read_text())
-        for key, value in parse_overrides(args.overrides):
-            _set_dotted(spec["base"], key, value)
-        names = [s for s in args.studies.split(",") if s] or list(spec["studies"])
-        unknown = sorted(set(names) - set(spec["studies"]))
+        studies = load_studies(args.config, args.overrides, args.smoke_test, args.local)
+        names = [s for s in args.studies.split(",") if s] or list(studies)
+        unknown = sorted(set(names) - set(studies))
         if unknown:
-            raise CLSimError(f"--studies: unknown study {unknown[0]!r} (known: {', '.join(spec['studies'])})")
-        loaded = {n: load_sweep(None, study_overrides(spec["base"], spec["studies"][n], n, args.smoke_test,
-                                                      args.local)) for n in names}  # every study checked first
+            raise CLSimError(f"--studies: unknown study {unknown[0]!r} (known: {', '.join(studies)})")
         if not args.results_only:
             ray_tune.connect(args.address, log=say)
-        for name, (cfg, sweep) in ({} if args.results_only else loaded).items():
+        for name in ([] if args.results_only else names):
+            cfg, sweep = studies[name].config, studies[name].sweep
             start = time.perf_counter()
             res = ray_tune.run_sweep(cfg, sweep, trials_for(cfg, sweep), log=say)
             command = ("python experiments/reproduce.py" + (f" --config {args.config}" if "cpu" not in args.config
                                                              else "") + f" --studies {name}"
                        + (" --local" if args.local else "") + (" --smoke-test" if args.smoke_test else ""))
             atomic_write_json(res.out / "study.json", {
-                "name": name, "title": spec["studies"][name]["title"], "command": command,
+                "name": name, "title": studies[name].title, "command": command,
                 "seeds": list(sweep.seeds), "trials": len(res.tables["trials"]), "machine": machine_line(),
                 "wall_s": time.perf_counter() - start, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "scale": scale_line(cfg), "failed_trials": len(res.failures),
@@ -130,15 +102,15 @@ def main(argv=None) -> int:
     except (CLSimError, ConnectionError, OSError, KeyError) as exc:
         print(f"reproduce: error: {exc}", file=sys.stderr)
         return 2
-    out_dir = Path(loaded[names[0]][0].output.dir)
+    out_dir = Path(studies[names[0]].config.output.dir)
     default = (ROOT / "docs" / "RESULTS.md" if "cpu" in Path(args.config).name and not args.smoke_test
                else out_dir / "RESULTS.md")
     out = Path(args.results) if args.results else default
-    titles = {n: study["title"] for n, study in spec["studies"].items()}
+    titles = {n: study.title for n, study in studies.items()}
     previous = out.read_text() if out.exists() else ""  # studies not finished here keep their section
-    studies = [{**s, "teachers": spec["studies"][s["name"]].get("teachers", "weak")}  # the verdict's columns
-               for s in finished_studies(out_dir, list(titles))]
-    atomic_write_text(out, results_markdown(studies, titles, previous))
+    finished = [{**s, "teachers": studies[s["name"]].teachers}  # the verdict's columns
+                for s in finished_studies(out_dir, list(titles))]
+    atomic_write_text(out, results_markdown(finished, titles, previous))
     print(f"results: {out}")
     return 0
 

@@ -23,24 +23,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from cl_sim.config import config_hash, load_config, save_config
+from cl_sim.config import config_hash, derive, load, save_config
 from cl_sim.errors import CLSimError
 from cl_sim.execution import open_session
 from cl_sim.io import atomic_write_json, atomic_write_parquet
-from cl_sim.methods import check_supported
 from cl_sim.report import write_report
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
 from cl_sim.timeline import measured_seconds_per_example, run_timeline, stream_events, summarize
 
 HERE = Path(__file__).resolve().parent
-SMOKE_TASKS = "tasks=[" + ",".join(
-    f"{{name: {t}{i}, tenant: {t}, family: {fam}, relatedness: 0.8, n_train: 32, n_dev: 16, n_test: 16}}"
-    for t, fam in (("acme", "a"), ("bolt", "b"), ("core", "a")) for i in range(2)) + "]"
-SMOKE = [SMOKE_TASKS, "backbone.name=tiny-bert", "training.epochs=1", "training.batch_size=16",
-         "stream.horizon=30", "stream.rate=0.1", "stream.storage_budget_bytes=30000",
-         "stream.seconds_per_example={adapter: 0.05, head: 0.02, finetune: 0.1, fusion: 0.08, distill: 0.1}",
-         "output.name=tenants-smoke", "execution.store_dir=runs/tenants-smoke/store"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -92,14 +84,12 @@ def print_tables(summary: list[dict], rows: pd.DataFrame, measured: dict, cfg) -
 
 
 def run(args: argparse.Namespace) -> Path:
-    overrides = (SMOKE if args.smoke_test else []) + list(args.overrides)
+    overrides = list(args.overrides)
     overrides += ["execution.executor=local"] if args.local else []
     overrides += [f"execution.address={args.address}"] if args.address else []
-    cfg = load_config(args.config, overrides)
+    cfg = load(args.config, overrides, smoke=args.smoke_test).config  # --smoke-test: tenants.yaml's `smoke:`
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    cfgs = {m: cfg.replace(method=dataclasses.replace(cfg.method, name=m)) for m in methods}
-    for c in cfgs.values():
-        check_supported(c)
+    cfgs = {m: derive(cfg, {"method.name": m}) for m in methods}  # each validated like a loaded config
     tasks = load_tasks(cfg)
     log = lambda m: print(f"    {m}", flush=True)  # noqa: E731
     with open_session(cfg, tasks, default="ray", parallel=cfg.execution.slots or 1, log=log) as session:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cl_sim.config import task_budget
-from cl_sim.sweep import load_sweep, trials_for
+from cl_sim.sweep import trials_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = [ROOT / "experiments" / "configs" / f"reproduce_{kind}.yaml" for kind in ("cpu", "gpu")]
@@ -24,11 +24,16 @@ def _reproduce():
 @pytest.mark.parametrize("path", SUITES, ids=lambda p: p.stem)
 def test_every_study_loads_and_strong_teachers_outsize_their_targets(path):
     reproduce, suite = _reproduce(), yaml.safe_load(path.read_text())
-    for name, study in suite["studies"].items():
-        for smoke in (False, True):
-            cfg, sweep = load_sweep(None, reproduce.study_overrides(suite["base"], study, name, smoke, True))
-            assert trials_for(cfg, sweep), name
-            if study.get("teachers") != "strong":
+    for smoke in (False, True):
+        studies = reproduce.load_studies(str(path), [], smoke, True)
+        assert list(studies) == list(suite["studies"])
+        for name, study in studies.items():
+            cfg, sweep = study.config, study.sweep
+            assert trials_for(cfg, sweep) and sweep.name == name and cfg.execution.executor == "local", name
+            assert Path(cfg.data_root).is_absolute()  # the repository's ../shared/data, wherever it runs
+            if smoke:
+                assert cfg.backbone.name == "tiny-bert" and sweep.seeds == (0, 1) and cfg.output.dir.endswith("smoke")
+            if study.teachers != "strong":
                 continue
             budgets = {t.role: set() for t in cfg.tasks}
             for t in cfg.tasks:

@@ -12,7 +12,36 @@ per-position adapter outputs (`target=both`), and the task loss kept in stage 2 
 the student keeps learning its own labels while it absorbs the teachers. With no teachers the
 method is ST-A. Inference cost equals ST-A's.
 """
+from dataclasses import dataclass
+
+from cl_sim.checks import choice, positive
 from cl_sim.methods.spec import Arrival, Claim, Deployed, Method
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """`method.distill`: knowledge distillation from a fused teacher into one adapter (the distill
+    phase of AdapterDistillation and of I2I's Initialize)."""
+
+    target: str = "both"  # logits | hidden | both
+    temperature: float = 2.0
+    logit_weight: float = 1.0
+    hidden_weight: float = 100.0  # measured on MiniLM (docs/methods.md): 1.0 left the MSE term too weak
+    task_weight: float = 0.0  # weight of the task loss during distillation (0 = pure KD)
+    epochs: int = 0  # 0 = training.epochs
+    min_steps: int = 100  # at least this many optimizer steps: regressing a teacher on a small task
+    # needs steps, not epochs (MiniLM, 16 examples: 3 steps -> i2i 0.720, 100 -> 0.835; docs/methods.md)
+    cache_teacher: bool = True  # the frozen teacher's outputs once per example (cl_sim/teacher_cache.py)
+    cache_max_mb: int = 4096  # past this the teacher is recomputed on every step
+
+    def __post_init__(self):
+        positive("method.distill.min_steps", self.min_steps, allow_zero=True)
+        choice("method.distill.target", self.target, ("logits", "hidden", "both"))
+        positive("method.distill.temperature", self.temperature)
+        positive("method.distill.epochs", self.epochs, allow_zero=True)
+        positive("method.distill.cache_max_mb", self.cache_max_mb, allow_zero=True)
+        for key in ("logit_weight", "hidden_weight", "task_weight"):
+            positive(f"method.distill.{key}", getattr(self, key), allow_zero=True)
 
 
 def arrive(ctx, teachers, history) -> Arrival:

@@ -12,7 +12,41 @@ adapter plus the fusion layer, so its parameter count grows with the number of a
 teachers (the first task, or `teacher_count=0`) the method is ST-A, as I2I and AdapterDistillation
 are: a fusion layer over the task's own single adapter would add training, not transfer.
 """
+from dataclasses import dataclass
+from typing import Optional
+
+from cl_sim.checks import choice, positive
 from cl_sim.methods.spec import Arrival, Claim, Deployed, Method
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """`method.fusion`: the fusion phase's options (fusion, I2I's Improvise, AdapterDistillation's
+    fused teacher). Papers' values: `method.fusion.lr=5e-5 training.lr=1e-4` (too slow for CPU-sized
+    budgets). Our default 3e-4 was measured on MiniLM (docs/methods.md): 5e-3 collapsed the related
+    tasks to chance, 1e-3 and 3e-4 learned."""
+
+    lr: float = 3e-4  # fusion weights (query, key, value)
+    head_lr: Optional[float] = None  # the task head trained with the fusion; None = training.lr
+    epochs: int = 0  # 0 = training.epochs
+    value_init_noise: float = 1e-3
+    value_reg: float = 1e-2  # L2 pull of V toward identity (kept on by default, SPEC §8)
+    grad_accum: int = 1
+    record_attention: bool = True
+    placement: str = "ffn"  # fusion after the FFN adapters (the paper's place) or at `all` adapter slots
+    # the same fusion with one key and one value product per token instead of N each (cl_sim/adapters/
+    # fusion.py); equal up to float rounding. Off by default: docs/RESULTS.md was measured without it
+    factorized: bool = False
+
+    def __post_init__(self):
+        choice("method.fusion.placement", self.placement, ("ffn", "all"))
+        positive("method.fusion.lr", self.lr)
+        positive("method.fusion.value_init_noise", self.value_init_noise, allow_zero=True)
+        if self.head_lr is not None:
+            positive("method.fusion.head_lr", self.head_lr)
+        positive("method.fusion.epochs", self.epochs, allow_zero=True)
+        positive("method.fusion.value_reg", self.value_reg, allow_zero=True)
+        positive("method.fusion.grad_accum", self.grad_accum)
 
 
 def arrive(ctx, teachers, history) -> Arrival:
