@@ -19,7 +19,7 @@ import copy
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from cl_sim.errors import ConfigError
 
@@ -97,11 +97,10 @@ def _number(value: Any) -> Any:
     return value
 
 
-def parse_space(space: dict, base: dict) -> dict[str, Dim]:
+def parse_space(space: dict, base: dict, check: Optional[Callable[[dict], None]] = None) -> dict[str, Dim]:
     """`sweep.space` -> {key: Dim}, each key checked against `base` (a `Config.to_dict()`): it must
-    exist and take the dimension's values (every value of a choice/grid, the bounds of a range)."""
-    from cl_sim.config import Config, build, validate
-
+    exist and, given `check` (a config tree -> raises ConfigError; the config loader passes its own),
+    take the dimension's values (every value of a choice/grid, the bounds of a range)."""
     keys = flat_keys(base)
     dims = {}
     for key, spec in (space or {}).items():
@@ -113,11 +112,11 @@ def parse_space(space: dict, base: dict) -> dict[str, Dim]:
         values = dim.args if dim.kind in ("choice", "grid") else [dim.example()]
         if dim.kind not in ("choice", "grid", "randn"):
             values = [int(a) if dim.kind in INT_KINDS else float(a) for a in dim.args[:2]]
-        for value in values:
+        for value in values if check is not None else ():
             tree = copy.deepcopy(base)
             set_key(tree, key, value)
             try:
-                validate(build(Config, tree))
+                check(tree)
             except ConfigError as exc:
                 raise ConfigError(f"sweep.space.{key}: value {value!r}: {exc}") from None
         dims[key] = dim

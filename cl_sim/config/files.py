@@ -158,7 +158,7 @@ def sweep_from_tree(tree: Any, cfg: Config) -> SweepConfig:
     sweep = build(SweepConfig, tree, "sweep")
     if not sweep.methods:
         sweep = dataclasses.replace(sweep, methods=(cfg.method.name,))
-    parse_space(sweep.space, cfg.to_dict())
+    parse_space(sweep.space, cfg.to_dict(), check=lambda tree: validate(build(Config, tree)))
     if sweep.orderings == "search" and len(sweep.tasks or cfg.tasks) < 2:
         raise ConfigError("sweep.orderings: search needs at least 2 tasks")
     bound_by_cpus("sweep.cpus_per_trial", sweep.cpus_per_trial, machine_cpus(cfg))
