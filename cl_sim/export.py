@@ -201,7 +201,7 @@ def adapterhub_config(meta: dict) -> dict:
     hidden, width = meta["hidden_size"], meta["bottleneck"]
     # AdapterHub's width is int(hidden // reduction_factor): an exact factor, else one that floors to `width`
     factor = hidden // width if hidden % width == 0 else hidden / (width + 0.5)
-    return {"architecture": "bottleneck", "mh_adapter": meta["adapter_kind"] == "houlsby", "output_adapter": True,
+    return {"architecture": None, "mh_adapter": meta["adapter_kind"] == "houlsby", "output_adapter": True,
             "reduction_factor": factor, "non_linearity": ACTIVATION[meta["non_linearity"]],
             "original_ln_before": False, "original_ln_after": True, "ln_before": False, "ln_after": False,
             "residual_before_ln": True, "adapter_residual_before_ln": False, "scaling": 1.0, "use_gating": False,
