@@ -38,7 +38,7 @@ RESULT_MODULES = (
 # in the key another way, or they have none (tests/test_store_keys.py checks that every module
 # `train.py` reaches is in one of the two lists)
 KEYED_ELSEWHERE = (
-    "config/*.py", "checks.py",  # the values a phase uses are in the phase itself, which the key hashes
+    "config/*.py", "checks.py", "search_space.py",  # the values a phase uses are in the phase, which the key hashes
     "data/files.py",  # the data it reads is hashed (`Task.data_hash`, part of the key)
     "errors.py", "io.py", "progress.py",  # messages, atomic writes, progress
     "methods/*.py",  # a method only chooses phases (and config checks read its entry): each phase is keyed
