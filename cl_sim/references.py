@@ -117,11 +117,13 @@ def matched_reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str,
                              steps: Sequence[int]) -> np.ndarray:
     """ST-A trained on each task alone with `min_steps` = `steps` (whole epochs, so up to one epoch
     more): the step-matched control with the method's steps, the work-matched one with
-    `work_matched_steps`."""
+    `work_matched_steps`. A floor the task's own epochs already reach trains exactly ST-A's phase
+    (`min_steps` only adds epochs), so it is that phase: the same numbers, no second training."""
     scores = []
     for name, n in zip(order, steps):
         ctx = MethodContext(cfg, tasks[name], executor.run)
-        key = ctx.train(ctx.phase("adapter", min_steps=int(n)))
+        adds_epochs = st_a_epochs_run(cfg, tasks[name], int(n)) > st_a_epoch(cfg, tasks[name])[0]
+        key = ctx.train(ctx.phase("adapter", min_steps=int(n) if adds_epochs else 0))
         scores.append(executor.evaluate(Deployed(head=key, adapter=key), tasks[name])[0])
     return np.asarray(scores)
 
