@@ -33,10 +33,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False))
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default, allow_nan=False))
 
 
-def _json_default(o: Any):
+def json_default(o: Any):
+    """`json.dumps(default=...)` for numpy scalars (NaN -> null) and tuples."""
     import numpy as np
 
     if isinstance(o, (np.integer,)):

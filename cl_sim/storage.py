@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from cl_sim.io import _atomic
+from cl_sim.io import atomic_save_file
 
 
 def is_uri(root: str | Path) -> bool:
@@ -64,7 +64,7 @@ class Files:
 
                     os.fsync(f.fileno())
 
-            _atomic(Path(self._p(rel)), write)
+            atomic_save_file(Path(self._p(rel)), write)
             return
         with self.fs.open_output_stream(self._p(rel)) as f:  # one PUT: atomic visibility
             f.write(data)

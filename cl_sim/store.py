@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load, save
 
 from cl_sim.errors import StoreError
-from cl_sim.io import _json_default
+from cl_sim.io import json_default
 from cl_sim.storage import Files, is_uri
 
 States = dict[str, dict[str, torch.Tensor]]  # group ("adapter", "head", ...) -> tensors
@@ -130,7 +130,7 @@ class Store:
             "groups": {g: sum(v.numel() for v in part.values()) for g, part in states.items()},
             **meta,
         }
-        entry = json.loads(json.dumps(entry, default=_json_default, allow_nan=False))  # as it reads back
+        entry = json.loads(json.dumps(entry, default=json_default, allow_nan=False))  # as it reads back
         entry["check"] = manifest_check(entry)
         self.files.write(manifest_path, json.dumps(entry, indent=2, sort_keys=True).encode())
         self._remember(key, states)
@@ -153,7 +153,7 @@ class Store:
                   refs: Optional[list] = None) -> None:
         """Cache a score; `refs` are the entries it was computed from (for `cl-sim store gc`)."""
         entry = {"score": score, "attention": attention, "refs": list(refs or [])}
-        self.files.write(f"scores/{key}.json", json.dumps(entry, default=_json_default, allow_nan=False).encode())
+        self.files.write(f"scores/{key}.json", json.dumps(entry, default=json_default, allow_nan=False).encode())
 
     def foreign(self, backbone: str, fingerprint: str) -> list[str]:
         """Entries trained on `backbone` under another fingerprint (code, weights or versions):
