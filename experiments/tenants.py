@@ -30,7 +30,7 @@ from cl_sim.io import atomic_write_json, atomic_write_parquet
 from cl_sim.report import write_report
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
-from cl_sim.timeline import measured_seconds_per_example, run_timeline, stream_events, summarize
+from cl_sim.timeline import cost_model, run_timeline, stream_events, summarize
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,7 +58,7 @@ def _cell(v) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def print_tables(summary: list[dict], rows: pd.DataFrame, measured: dict, cfg) -> None:
+def print_tables(summary: list[dict], rows: pd.DataFrame, costs: dict, cfg) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -78,9 +78,13 @@ def print_tables(summary: list[dict], rows: pd.DataFrame, measured: dict, cfg) -
     for tenant, r in per.iterrows():
         t.add_row(tenant, *[f"{int(v):,}" for v in r])
     console.print(t)
-    spe = {k: cfg.stream.seconds_per_example.get(k, "default") for k in measured}
-    console.print("cost model s/example, configured vs measured: "
-                  + "  ".join(f"{k} {spe[k]} vs {v:.3g}" for k, v in measured.items()))
+    used = sorted(set(rows["phase_keys"].str.split(",").explode().str.split("-").str[0]))
+    console.print("cost model (simulated s = a + b x passes x (1 + c x (teachers - 1)) + d x dev rows): "
+                  + "; ".join(f"{k} a={costs[k]['a_s']:.3g} b={costs[k]['b_s_per_pass']:.3g} "
+                              f"c={'default' if costs[k]['c_per_teacher'] is None else format(costs[k]['c_per_teacher'], '.3g')}"
+                              f" d={costs[k]['d_s_per_dev_row']:.3g} [{costs[k]['source']}]" for k in used if k in costs))
+    console.print("simulated vs measured phase seconds: " + "  ".join(
+        f"{s['method']} {s['simulated_train_s']:.1f} vs {s['phase_wall_s']:.1f}" for s in summary))
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -101,27 +105,27 @@ def run(args: argparse.Namespace) -> Path:
               f"{cfg.execution.executor} executor); methods {', '.join(methods)}", flush=True)
         for e in events:
             print(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
-        rows, attention, keys = [], [], []
+        rows, attention = [], []
+        costs = cost_model(cfg, Store(cfg.execution.store_dir))  # fitted once: every method, one clock
         for method, mcfg in cfgs.items():
             print(f"== {method}", flush=True)
             before = (executor.trained, executor.reused)
             rec = run_timeline(mcfg, tasks, executor, events, run_id=f"{method}-seed{cfg.training.seed}",
-                               log=lambda m: print(f"  {m}", flush=True))
+                               log=lambda m: print(f"  {m}", flush=True), costs=costs)
             rows += rec.rows
             attention += [{"method": method, **a} for a in rec.attention]
-            keys += [k for r in rec.rows for k in r["phase_keys"].split(",")]
             print(f"  phases trained {executor.trained - before[0]}, reused from the store {executor.reused - before[1]}")
     print(session.overhead_line())
-    store = Store(cfg.execution.store_dir)
     table = pd.DataFrame(rows)
     summary = summarize(rows, cfg.stream.storage_budget_bytes)
     save_config(cfg, out / "config.yaml")
     atomic_write_parquet(out / "tenants.parquet", table)
     if attention:
         atomic_write_parquet(out / "attention.parquet", pd.DataFrame(attention))
-    atomic_write_json(out / "summary.json", {"methods": summary, "events": [dataclasses.asdict(e) for e in events]})
+    atomic_write_json(out / "summary.json", {"methods": summary, "events": [dataclasses.asdict(e) for e in events],
+                                             "cost_model": costs.describe()})
     report = write_report(out, tenants=table, attention=pd.DataFrame(attention) if attention else None)
-    print_tables(summary, table, measured_seconds_per_example(store, keys), cfg)
+    print_tables(summary, table, costs.describe(), cfg)
     print(f"table: {out / 'tenants.parquet'}\nreport: {report}")
     return out
 

@@ -1,8 +1,11 @@
-"""cl_sim.timeline: seeded streams, the FIFO schedule on hand-made durations, who may teach whom,
-dependency order under concurrency, and a tiny tenants run on tiny-bert with the local executor."""
+"""cl_sim.timeline and the simulator loop on several slots: seeded streams, the FIFO schedule on
+hand-made durations, who may teach whom, dependency order under concurrency, the cost model (step
+floor, teacher count, a fit to measured phases), and a tiny tenants run on tiny-bert."""
+import dataclasses
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,11 +13,14 @@ from cl_sim import report
 from cl_sim.config import StreamConfig, load_config
 from cl_sim.errors import ConfigError
 from cl_sim.execution.local import LocalExecutor
+from cl_sim.kinds import KINDS
+from cl_sim.sim.costs import Sample, cost_model, fallback_model, fit_kind
+from cl_sim.sim.loop import simulate
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
-from cl_sim.timeline import (SECONDS_PER_EXAMPLE, ArrivalEvent, _dry_run, execute_plan, ordering_events,
-                             phase_passes, plan_timeline, poisson_events, predicted_seconds, run_timeline,
-                             schedule, stream_events, summarize)
+from cl_sim.timeline import (ArrivalEvent, Schedule, TimelineRow, ordering_events, phase_passes, poisson_events,
+                             run_timeline, stream_events, summarize)
+from cl_sim.simulate import TaskRow
 
 POOLS = {"acme": ["a1", "a2", "a3", "a4"], "bolt": ["b1", "b2", "b3"], "core": ["c1", "c2"]}
 
@@ -67,34 +73,54 @@ def test_stream_from_config_ordering_times_and_errors():
 # ---------------------------------------------------------------- cost model
 
 
+class _Recorder:
+    """Thread-safe fake executor: records each phase and returns its key (nothing trains)."""
+
+    thread_safe = True
+    store = None
+
+    def __init__(self):
+        self.phases, self.lock = {}, threading.Lock()
+
+    def run(self, phase):
+        with self.lock:
+            self.phases.setdefault(phase.task, []).append(phase)
+        return phase.key()
+
+
+def _plan(cfg, tasks, executor=None, costs=None, events=None):
+    """The loop's steps for the config's stream, planned (no training, no evaluation)."""
+    executor = executor or _Recorder()
+    schedule = Schedule(tuple(events or stream_events(cfg, tasks)), cfg.execution.slots or 1)
+    return simulate(cfg, tasks, executor, schedule, costs or fallback_model(cfg), log=lambda m: None,
+                    evaluate=False), executor
+
+
 def _phases(method, n_train=24, *overrides):
     """The phases the last of three arrivals runs (two ready teachers), planned without training."""
     cfg = load_config(None, [_tasks_override(1, 3, n_train), f"method.name={method}", "training.epochs=2",
                              "training.batch_size=16", *overrides])
     tasks = load_tasks(cfg)
-    plan = plan_timeline(cfg, tasks, stream_events(cfg, tasks))
-    last = plan[-1]
-    return cfg, tasks, _dry_run(cfg, tasks[last.scheduled.event.task], last.teachers, last.history)[1]
+    trace, recorder = _plan(cfg, tasks)
+    return cfg, tasks, recorder.phases[trace.steps[-1].event.task]
 
 
 def test_fusion_costs_grow_with_the_number_of_teachers():
-    import dataclasses
-
     cfg, tasks, phases = _phases("fusion")
     fusion = next(p for p in phases if p.kind == "fusion")
     one, five = (dataclasses.replace(fusion, spec=dataclasses.replace(fusion.spec, teachers=tuple(f"k{i}" for i in range(n))))
                  for n in (1, 5))
-    s1, s5 = predicted_seconds([one], tasks, cfg)[0], predicted_seconds([five], tasks, cfg)[0]
+    model, task = fallback_model(cfg), tasks[fusion.task]
+    s1, s5 = model.phase_seconds(one, task), model.phase_seconds(five, task)
     assert s5 == pytest.approx(1.8 * s1)  # docs/PERFORMANCE.md: a 5-teacher fusion step ~1.8x a 1-teacher one
     spec = five.spec
     factorized = dataclasses.replace(five, spec=dataclasses.replace(spec, fusion=dataclasses.replace(spec.fusion,
                                                                                                      factorized=True)))
-    assert s1 < predicted_seconds([factorized], tasks, cfg)[0] < s5
+    assert s1 < model.phase_seconds(factorized, task) < s5
+    assert "fallback" in model.kinds["fusion"].source
 
 
 def test_distillation_step_floor_dominates_small_tasks():
-    import dataclasses
-
     cfg, tasks, phases = _phases("adapter_distillation", 24)
     distill = next(p for p in phases if p.kind == "distill")
     assert distill.min_steps == 100  # method.distill.min_steps
@@ -103,54 +129,103 @@ def test_distillation_step_floor_dominates_small_tasks():
     assert phase_passes(distill, task) == 24 * 50
     no_floor = dataclasses.replace(distill, min_steps=0)
     assert phase_passes(no_floor, task) == 24 * 2
-    seconds = predicted_seconds([distill], tasks, cfg)[0]
-    assert seconds == pytest.approx(24 * 50 * SECONDS_PER_EXAMPLE["distill"])
-    assert seconds == pytest.approx(25 * predicted_seconds([no_floor], tasks, cfg)[0])
+    model = fallback_model(cfg)
+    seconds = model.phase_seconds(distill, task)
+    assert seconds == pytest.approx(24 * 50 * KINDS["distill"].seconds_per_example)
+    assert seconds == pytest.approx(25 * model.phase_seconds(no_floor, task))
     # on a large task the floor no longer binds: 1600 examples, batch 16 = 100 steps per epoch
     _, big_tasks, big = _phases("adapter_distillation", 1600)
     big_distill = next(p for p in big if p.kind == "distill")
     assert phase_passes(big_distill, big_tasks[big_distill.task]) == 1600 * 2  # 100 steps per epoch
 
 
+def test_cost_fit_recovers_a_known_model_and_says_what_it_could_not_fit():
+    truth = lambda p, t, d: 2.0 + 0.01 * p * (1 + 0.25 * (t - 1)) + 0.001 * d  # noqa: E731
+    samples = [Sample(p, t, d, truth(p, t, d)) for p, t, d in
+               [(100, 1, 16), (400, 2, 16), (800, 5, 64), (1600, 3, 32), (200, 4, 80)]]
+    fit = fit_kind(samples, "fusion")
+    assert (fit.a, fit.b, fit.c, fit.d) == pytest.approx((2.0, 0.01, 0.25, 0.001), rel=1e-6)
+    assert fit.source == "measured (5 phases; teacher term fitted)"
+    one_teacher = fit_kind([Sample(p, 1, 16, 1.0 + 0.02 * p) for p in (100, 300, 900)], "fusion")
+    assert one_teacher.c is None and one_teacher.a == pytest.approx(1.0) and one_teacher.b == pytest.approx(0.02)
+    assert "TEACHER_STEP_COST" in one_teacher.source
+    only_one = fit_kind([Sample(500, 1, 16, 5.0)], "adapter")  # one phase: seconds per pass only
+    assert (only_one.a, only_one.b) == (0.0, pytest.approx(0.01))
+    assert fit_kind([], "adapter") is None and fit_kind([Sample(100, 1, 0, 0.0)], "adapter") is None
+
+
+class _FakeStore:
+    def __init__(self, metas):
+        self.metas = metas
+
+    def keys(self):
+        return list(self.metas)
+
+    def meta(self, key):
+        return self.metas[key]
+
+
+def test_cost_model_is_configured_then_measured_then_fallback():
+    cfg, tasks, phases = _phases("adapter_distillation", 24, "stream.seconds_per_example={head: 0.5}")
+    adapter = next(p for p in phases if p.kind == "adapter")
+    metas = {f"k{i}": {"phase": dataclasses.replace(adapter, epochs=e).to_dict(), "execution": {"device_name": "cpu"},
+                       "metrics": {"wall_s": 1.0 + 0.002 * 24 * e, "examples": 24 * e, "dev_examples": 16}}
+             for i, e in enumerate((1, 3, 9))}
+    metas["other"] = {"phase": {**adapter.to_dict(), "backbone": "tiny-bert"},  # another backbone: not used
+                      "execution": {"device_name": "cpu"}, "metrics": {"wall_s": 99.0, "examples": 24}}
+    model = cost_model(cfg, _FakeStore(metas))
+    assert model.kinds["adapter"].source == "measured (3 phases)"
+    assert model.phase_seconds(adapter, tasks[adapter.task]) == pytest.approx(1.0 + 0.002 * 24 * 2)
+    assert model.kinds["head"].source.startswith("configured") and model.kinds["head"].b == 0.5
+    assert model.kinds["distill"].source.startswith("fallback")
+    assert set(model.describe()) == set(KINDS)
+
+
 # ---------------------------------------------------------------- schedule
 
 
-def _events(*spec):
-    return [ArrivalEvent(t, "ten", name) for t, name in spec]
+class _Durations:
+    """Hand-made simulated seconds per task (a stand-in cost model)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def arrival(self, phases, tasks):
+        return self.seconds[phases[0].task], 1
+
+
+def _schedule(slots, times, seconds):
+    cfg = load_config(None, [_tasks_override(1, len(times)), "method.name=fusion", f"execution.slots={slots}",
+                             f"stream.times={list(times)}"])
+    tasks = load_tasks(cfg)
+    trace, _ = _plan(cfg, tasks, costs=_Durations(dict(zip(tasks, seconds))))
+    return {s.event.task: s for s in trace.steps}, list(tasks)
 
 
 def test_schedule_two_slots_queue_and_ready_teachers():
-    events = _events((0.0, "A"), (0.0, "B"), (0.0, "C"), (5.0, "D"))
-    seconds = {"A": 10.0, "B": 4.0, "C": 3.0, "D": 1.0}
-    seen = {}
-
-    def duration(index, event, available):
-        seen[event.task] = available
-        return seconds[event.task]
-
-    s = {x.event.task: x for x in schedule(events, 2, duration)}
-    assert [(s[n].slot, s[n].start, s[n].ready) for n in "ABCD"] == [(0, 0, 10), (1, 0, 4), (1, 4, 7), (1, 7, 8)]
-    assert s["C"].start - s["C"].event.time == 4.0  # queue wait: both slots busy
-    assert s["D"].start - s["D"].event.time == 2.0
+    s, (A, B, C, D) = _schedule(2, [0, 0, 0, 5], [10.0, 4.0, 3.0, 1.0])
+    assert [(s[n].slot, s[n].start, s[n].ready) for n in (A, B, C, D)] == [(0, 0, 10), (1, 0, 4), (1, 4, 7), (1, 7, 8)]
+    assert s[C].start - s[C].event.time == 4.0  # queue wait: both slots busy
+    assert s[D].start - s[D].event.time == 2.0
     # A and B start together: neither can teach the other; A is still training when D starts
-    assert s["A"].available == () and s["B"].available == ()
-    assert s["C"].available == ("B",) and s["D"].available == ("B", "C")
-    assert seen == {n: s[n].available for n in "ABCD"}
+    assert s[A].available == () and s[B].available == ()
+    assert s[C].available == (B,) and s[D].available == (B, C)
+    assert [t.task for t in s[D].teachers] == [B, C]
 
 
-def test_schedule_one_slot_is_sequential():
-    events = _events((0.0, "A"), (0.0, "B"), (1.0, "C"))
-    s = schedule(events, 1, lambda i, e, av: 2.0)
-    assert [(x.start, x.ready, x.available) for x in s] == [(0, 2, ()), (2, 4, ("A",)), (4, 6, ("A", "B"))]
+def test_schedule_one_slot_is_sequential_whatever_the_costs():
+    s, (A, B, C) = _schedule(1, [0, 0, 1], [2.0, 2.0, 2.0])
+    assert [(s[n].start, s[n].ready, s[n].available) for n in (A, B, C)] == [(0, 2, ()), (2, 4, (A,)), (4, 6, (A, B))]
+    s, _ = _schedule(1, [0, 0, 1], [0.1, 50.0, 3.0])  # the ordering stream: every earlier task teaches
+    assert [x.available for x in s.values()] == [(), (A,), (A, B)]
 
 
-class _OrderCheckingExecutor:
+class _OrderCheckingExecutor(_Recorder):
     """Thread-safe fake: fails if a phase runs before the phases it reads from."""
 
-    thread_safe = True
-
     def __init__(self):
-        self.done, self.lock = set(), threading.Lock()
+        super().__init__()
+        self.done = set()
 
     def run(self, phase):
         spec = phase.spec  # fusion: its teachers' keys; distill: its fusion's key
@@ -169,14 +244,13 @@ def test_plan_teachers_are_ready_adapters_and_concurrent_execution_respects_them
     cfg = load_config(None, [_tasks_override(2, 3), f"method.name={method}", "execution.slots=2",
                              "stream.times=[0, 0, 1, 1, 2, 9]"])
     tasks = load_tasks(cfg)
-    plan = plan_timeline(cfg, tasks, stream_events(cfg, tasks))
-    ready = {p.scheduled.event.task: p.scheduled.ready for p in plan}
-    for p in plan:
-        assert all(ready[t.task] <= p.scheduled.start for t in p.teachers)
-        assert [t.task for t in p.teachers] == list(p.scheduled.available)  # teacher_count=None: all ready
-    assert plan[0].teachers == () and plan[1].teachers == ()  # arrived together
-    walls = execute_plan(cfg, tasks, plan, _OrderCheckingExecutor(), log=lambda m: None)
-    assert set(walls) == set(tasks)
+    trace, executor = _plan(cfg, tasks, _OrderCheckingExecutor())
+    ready = {s.event.task: s.ready for s in trace.steps}
+    for s in trace.steps:
+        assert all(ready[t.task] <= s.start for t in s.teachers)
+        assert [t.task for t in s.teachers] == list(s.available)  # teacher_count=None: all ready
+    assert trace.steps[0].teachers == () and trace.steps[1].teachers == ()  # arrived together
+    assert set(trace.walls) == set(tasks)
 
 
 # ---------------------------------------------------------------- end to end
@@ -194,13 +268,22 @@ def test_tenants_run_tiny_bert(tmp_path):
         rec = run_timeline(cfg, tasks, executor, run_id=method, log=lambda m: None)
         assert len(rec.rows) == len(rec.events) == 4
         assert set(rec.tenants) == {"ten0", "ten1"}
+        # one schema: the runs' TaskRow plus the timeline's documented fields
+        assert list(rec.rows[0]) == [f.name for f in dataclasses.fields(TimelineRow)]
+        assert {f.name for f in dataclasses.fields(TaskRow)} < set(rec.rows[0])
         for r in rec.rows:
             assert r["onboarding_s"] == pytest.approx(r["queue_wait_s"] + r["train_s"]) and r["train_s"] > 0
             assert 0.0 <= r["final_score"] <= 1.0 and r["stored_bytes"] > 0 and r["wall_s"] >= 0
+            assert r["final_score"] == rec.trace.R[-1, rec.trace.ordering.index(r["task"])]
+            assert np.isnan(r["kt"]) and r["ref_score"] is None  # no KT references on the timeline
         rows += rec.rows
+    # the second method's clock is fitted to the adapters the first one trained on this store
+    assert "adapter: measured" in rows[-1]["cost_source"] or "adapter" not in rows[-1]["cost_source"]
+    assert any("adapter: measured" in r["cost_source"] for r in rows[4:])
     summary = {s["method"]: s for s in summarize(rows, 20000)}
     for s in summary.values():
         assert s["onboarding_p50_s"] <= s["onboarding_p90_s"] <= s["onboarding_p99_s"]
+        assert s["simulated_train_s"] > 0 and s["phase_wall_s"] > 0
     fusion, ad = pd.DataFrame(rows).groupby(["method", "tenant"])["stored_bytes"].sum().unstack(0).T.loc[
         ["fusion", "adapter_distillation"]].to_numpy()
     assert (ad < fusion).all()  # one distilled adapter per task vs adapters + fusion layers
