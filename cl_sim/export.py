@@ -63,7 +63,7 @@ def resolve_entry(store, name: str) -> tuple[str, str]:
     no other entry of the task starts from (I2I's intermediate phases are not deployed). A task
     trained on several backbones or datasets is ambiguous: the error lists the candidates' keys."""
     from cl_sim.search_space import did_you_mean
-    from cl_sim.store_admin import _manifest
+    from cl_sim.store_admin import read_manifest
 
     if store.has(name):
         entry = store.meta(name)
@@ -71,7 +71,7 @@ def resolve_entry(store, name: str) -> tuple[str, str]:
             raise ConfigError(f"export: entry {name} is a {entry.get('phase', {}).get('kind', '?')} phase; only "
                               f"{', '.join(EXPORTABLE)} entries hold a task's own adapter and head")
         return name, f"entry {name}"
-    entries = [e for e in (_manifest(store, k) for k in store.keys()) if e and _exportable(e)]
+    entries = [e for e in (read_manifest(store, k) for k in store.keys()) if e and _exportable(e)]
     tasks = sorted({e["phase"]["task"] for e in entries})
     mine = [e for e in entries if e["phase"]["task"] == name]
     inits = {e["phase"].get("init") for e in mine}

@@ -21,7 +21,8 @@ from cl_sim import fingerprint as fp
 from cl_sim.store import Store, manifest_check
 
 
-def _manifest(store: Store, key: str) -> dict | None:
+def read_manifest(store: Store, key: str) -> dict | None:
+    """`key`'s manifest, or None where it is missing or unreadable."""
     try:
         return store.meta(key)
     except StoreError:
@@ -50,7 +51,7 @@ def list_entries(store: Store) -> list[dict]:
     """One row per manifest entry (corrupt manifests are listed with kind '?')."""
     rows, now = [], time.time()
     for key in store.keys():
-        entry = _manifest(store, key) or {}
+        entry = read_manifest(store, key) or {}
         phase = entry.get("phase", {})
         mtime = store.files.mtime(f"manifest/{key}.json")
         rows.append({"key": key, "kind": phase.get("kind", "?"), "task": phase.get("task", "?"),
@@ -65,7 +66,7 @@ def verify(store: Store) -> list[str]:
     cached score parses. Returns one line per problem."""
     problems = []
     for key in store.keys():
-        entry = _manifest(store, key)
+        entry = read_manifest(store, key)
         if entry is None or "sha256" not in entry:
             problems.append(f"{key}: manifest entry is corrupt")
             continue
@@ -95,7 +96,7 @@ def gc_plan(store: Store) -> list[Removal]:
     interrupted temporary files, and cached scores whose entries are gone or not current."""
     plan, current = [], set()
     for key in store.keys():
-        entry = _manifest(store, key)
+        entry = read_manifest(store, key)
         if entry is not None and is_current(entry):
             current.add(key)
             continue
