@@ -117,13 +117,15 @@ def matched_reference_scores(cfg: Config, order: Sequence[str], tasks: dict[str,
                              steps: Sequence[int]) -> np.ndarray:
     """ST-A trained on each task alone with `min_steps` = `steps` (whole epochs, so up to one epoch
     more): the step-matched control with the method's steps, the work-matched one with
-    `work_matched_steps`. A floor the task's own epochs already reach trains exactly ST-A's phase
-    (`min_steps` only adds epochs), so it is that phase: the same numbers, no second training."""
+    `work_matched_steps`. `min_steps` only adds whole epochs, so the floor asked for is the epochs it
+    runs x ST-A's steps per epoch (0 when the task's own epochs reach it: ST-A's phase itself): controls
+    that train the same epochs are one phase (the same numbers, trained once for every method)."""
     scores = []
     for name, n in zip(order, steps):
         ctx = MethodContext(cfg, tasks[name], executor.run)
-        adds_epochs = st_a_epochs_run(cfg, tasks[name], int(n)) > st_a_epoch(cfg, tasks[name])[0]
-        key = ctx.train(ctx.phase("adapter", min_steps=int(n) if adds_epochs else 0))
+        epochs, _, per_epoch = st_a_epoch(cfg, tasks[name])
+        run = st_a_epochs_run(cfg, tasks[name], int(n))
+        key = ctx.train(ctx.phase("adapter", min_steps=run * per_epoch if run > epochs else 0))
         scores.append(executor.evaluate(Deployed(head=key, adapter=key), tasks[name])[0])
     return np.asarray(scores)
 

@@ -1,10 +1,11 @@
-"""The compute-matched controls (cl_sim/references.py) reuse ST-A's own phase when their step floor
-adds no epoch: `min_steps` only adds whole epochs, so such a control is ST-A's phase, score for
-score, and is not trained a second time (issue 28: a teacher's control, Fusion's step-matched one)."""
+"""The compute-matched controls (cl_sim/references.py) ask for whole epochs: `min_steps` only adds
+whole epochs, so a control whose floor adds none is ST-A's own phase, and controls of the same
+epochs are one phase, trained once (issue 28: a teacher's controls; one per epoch count)."""
 import pytest
 
 from cl_sim.config import load_config, ordering
 from cl_sim.execution.local import LocalExecutor
+from cl_sim.references import matched_reference_scores
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -45,3 +46,14 @@ def test_a_floor_past_them_trains_its_own_longer_phase(fusion_run):
     rows, phases = fusion_run  # the target: its ST-A + Fusion's steps (4 > 2)
     assert rows["small"]["train_steps"] == 4
     assert sorted(phases["small"])[:2] == [0, 4]  # ST-A, and the step-matched control of 2 epochs
+    assert all(n % 2 == 0 for n in phases["small"])  # every control: whole epochs of 2 steps
+
+
+def test_controls_of_the_same_epochs_are_one_phase():
+    cfg = load_config(None, TINY + ["method.name=fusion"])
+    tasks = load_tasks(cfg)
+    asked = []
+    executor = type("Record", (), {"run": lambda self, p: asked.append(p.min_steps) or p.key(),
+                                   "evaluate": lambda self, dep, task: (0.5, None)})()
+    matched_reference_scores(cfg, ["small"] * 3, tasks, executor, [3, 4, 5])  # 2 steps per epoch
+    assert asked == [4, 4, 6]
