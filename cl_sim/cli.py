@@ -35,15 +35,8 @@ def _split_args(args: list[str]) -> tuple[str | None, list[str]]:
 def _load(args: list[str]):
     """The config of a run file, or the base config of a sweep file (its `sweep:` checked too)."""
     from cl_sim.config import load_config
-    from cl_sim.sweep import config_path, load_sweep, read_tree
 
-    path, overrides = _split_args(args)
-    if path is None:
-        return load_config(None, overrides)
-    path = config_path(path)
-    if "sweep" in read_tree(path) or any(o.startswith("sweep.") for o in overrides):
-        return load_sweep(path, overrides)[0]
-    return load_config(path, overrides)
+    return load_config(*_split_args(args))
 
 
 def print_run(rec, out: Path) -> None:
@@ -228,16 +221,22 @@ def print_sweep(res, wall_s: float) -> None:
 
 def cmd_validate(args: list[str]) -> int:
     """cl-sim validate [CONFIG.yaml] [key=value ...]: check the config, the data and the adapter
-    positions as `run` would, and train nothing."""
+    positions as `run` would, and train nothing (a sweep file: also its trials; a reproduction file:
+    every study)."""
+    from cl_sim.config import load
     from cl_sim.preflight import preflight
+    from cl_sim.sweep import trials_for
 
-    cfg = _load(args)
+    cfg, sweep, studies = load(*_split_args(args))
+    if studies is not None:  # a reproduction file: every study, as experiments/reproduce.py would run it
+        for study in studies:
+            n = len(preflight(study.config))
+            print(f"study ok: {study.name}, {n} tasks, {len(trials_for(study.config, study.sweep))} trial(s) "
+                  f"({', '.join(study.sweep.methods)})")
+        print(f"config ok: {len(studies.studies)} studies, backbone {cfg.backbone.name}")
+        return 0
     tasks = preflight(cfg)
-    path, overrides = _split_args(args)
-    from cl_sim.sweep import config_path, load_sweep, read_tree, trials_for
-
-    if path is not None and "sweep" in read_tree(config_path(path)):
-        sweep = load_sweep(path, overrides)[1]
+    if sweep is not None:
         print(f"sweep ok: {sweep.name}, {len(trials_for(cfg, sweep))} grid trial(s) x num_samples "
               f"{sweep.num_samples}, search {sweep.search}, scheduler {sweep.scheduler}"
               + (f", space: {', '.join(sweep.space)}" if sweep.space else ""))
@@ -250,19 +249,21 @@ def cmd_validate(args: list[str]) -> int:
 
 def cmd_show_config(args: list[str]) -> int:
     """cl-sim show-config [CONFIG.yaml|NAME] [key=value ...]: the full config after defaults and
-    overrides; for a sweep file also its `sweep:` section (after defaults)."""
+    overrides; for a sweep file also its `sweep:` section (after defaults); for a reproduction file
+    (base + studies) every study's."""
     import json
 
     import yaml
 
-    from cl_sim.sweep import config_path, load_sweep, read_tree
+    from cl_sim.config import load
 
-    path, overrides = _split_args(args)
-    if path is not None and ("sweep" in read_tree(config_path(path)) or any(o.startswith("sweep.") for o in overrides)):
-        cfg, sweep = load_sweep(path, overrides)
-        tree = {"sweep": json.loads(json.dumps(dataclasses.asdict(sweep))), **json.loads(json.dumps(cfg.to_dict()))}
+    cfg, sweep, studies = load(*_split_args(args))
+    plain = lambda obj: json.loads(json.dumps(dataclasses.asdict(obj)))  # noqa: E731
+    if studies is not None:
+        tree = {"studies": {s.name: {"title": s.title, "teachers": s.teachers, "sweep": plain(s.sweep),
+                                     **plain(s.config)} for s in studies}}
     else:
-        tree = json.loads(json.dumps(_load(args).to_dict()))
+        tree = {**({"sweep": plain(sweep)} if sweep is not None else {}), **plain(cfg)}
     print(yaml.safe_dump(tree, sort_keys=False))
     return 0
 

@@ -1,7 +1,7 @@
 """One typed config tree (frozen dataclasses), loaded through one door from YAML plus dotted
 `key=value` overrides.
 
-    cfg = load_config("experiments/configs/quickstart.yaml", ["method.name=i2i", "training.epochs=2"])
+    cfg = load_config("experiments/configs/transfer_tiny.yaml", ["method.name=i2i", "training.epochs=2"])
     cfg, sweep, studies = load("task_order", smoke=True)   # any file shape (cl_sim.config.files)
 
 Every key is checked once: unknown keys and wrong types raise `ConfigError` naming the dotted key
