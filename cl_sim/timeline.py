@@ -33,11 +33,14 @@ from cl_sim import metrics
 from cl_sim.config import Config
 from cl_sim.data.task import Task
 from cl_sim.references import References
-from cl_sim.sim.costs import CostModel, cost_model, fallback_model, phase_passes  # noqa: F401 (re-exported)
+from cl_sim.sim.costs import CostModel, cost_model, phase_passes
 from cl_sim.sim.loop import Trace, simulate
-from cl_sim.sim.schedule import (ArrivalEvent, Schedule, ordering_events, poisson_events,  # noqa: F401
-                                 stream_events)
+from cl_sim.sim.schedule import ArrivalEvent, Schedule, ordering_events, poisson_events, stream_events
 from cl_sim.simulate import RunRecord, TaskRow, summarize as summarize_run
+
+__all__ = ["ArrivalEvent", "CostModel", "Schedule", "TimelineRecord", "TimelineRow", "bytes_per_tenant",
+           "cost_model", "ordering_events", "phase_passes", "poisson_events", "run_timeline", "stream_events",
+           "summarize", "timeline_rows"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -153,9 +153,10 @@ PHASE_KINDS = ("adapter", "head", "finetune", "fusion", "distill")
 class StreamConfig:
     """The arrival timeline: an explicit ordering, or seeded Poisson arrivals per tenant.
 
-    The timeline simulator (`cl_sim.timeline`) also reads its cost model and the tenants'
-    storage budget from here: simulated phase seconds = phase_overhead_s + examples x epochs x
-    seconds_per_example[kind] (kinds missing here use `cl_sim.timeline.SECONDS_PER_EXAMPLE`).
+    The timeline simulator (`cl_sim.timeline`) also reads the tenants' storage budget and its cost
+    model's settings from here: `seconds_per_example[kind]` pins a kind's seconds per example pass
+    (kinds missing here are fitted to the store's measured phase times, else a labelled fallback:
+    `cl_sim.sim.costs`), and `phase_overhead_s` is added to every phase.
     """
 
     kind: str = "ordering"
