@@ -1,7 +1,7 @@
 """Everything `cl-sim run` would reject before training, checked once, before anything is written.
 
     cfg = load_config(path, overrides)   # keys, types, ranges, cross-field rules
-    tasks = preflight(cfg)               # data, output locations, device, backbone, adapter placement
+    tasks = preflight(cfg)               # data, output locations, store, device, backbone, adapters
 
 `cl-sim validate` and `cl-sim run` both call `preflight`, so the two agree on every bad input: a
 run that passes it fails later only for reasons that depend on training itself (or on a Ray cluster).
@@ -26,6 +26,10 @@ def preflight(cfg: Config) -> dict[str, Task]:
     from cl_sim.tasks import load_tasks
 
     check_outputs(cfg)
+    from cl_sim.storage import check_reachable
+
+    check_reachable(cfg.output.dir, "output.dir")  # reachable and writable: found after training otherwise
+    check_reachable(cfg.execution.store_dir, "execution.store_dir")
     tasks = load_tasks(cfg)
     from cl_sim.execution.base import executor_kind
 

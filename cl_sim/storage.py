@@ -10,15 +10,24 @@ Object stores have no rename, but a single PUT is atomic (readers see the whole 
 so there a write is one PUT. The store builds its commit protocol on that: the state blob first,
 the manifest (which names the blob's sha256) last, so a listed entry is complete, and readers
 verify the blob against the manifest anyway.
+
+`check_reachable(root)` writes and deletes one probe file there (short timeouts, no retries), so
+`cl-sim validate` and `run` reject a store they cannot reach or write before any work starts.
 """
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import tempfile
+import uuid
 from pathlib import Path
 from typing import Optional
 
+from cl_sim.errors import ConfigError
 from cl_sim.io import atomic_save_file
+
+PROBE_TIMEOUT_S = 5.0  # connect and request timeout of the reachability probe (object stores)
 
 
 def is_uri(root: str | Path) -> bool:
@@ -142,3 +151,79 @@ def remove_train_run(storage: str, filesystem, name: str) -> bool:
     except OSError as e:
         logging.getLogger("cl_sim.storage").warning("could not remove the Train checkpoints at %s: %s", path, e)
         return False
+
+
+def _reason(exc: BaseException) -> str:
+    return ((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:240]
+
+
+def _probe_filesystem(root: str):
+    """(filesystem, base path) for `root`, rebuilt with short timeouts and no retries where the
+    filesystem has them (S3, GCS): their SDKs otherwise retry an unreachable endpoint for seconds
+    (S3) or minutes (GCS)."""
+    import datetime
+
+    from pyarrow import fs
+
+    filesystem, base = fs.FileSystem.from_uri(root)
+    limits = {fs.S3FileSystem: dict(connect_timeout=PROBE_TIMEOUT_S, request_timeout=PROBE_TIMEOUT_S,
+                                    retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=1))}
+    if getattr(fs, "GcsFileSystem", None):
+        limits[fs.GcsFileSystem] = dict(retry_time_limit=datetime.timedelta(seconds=PROBE_TIMEOUT_S))
+    if type(filesystem) in limits:
+        options = dict(filesystem.__reduce__()[1][0])  # what the URI (and the environment) set
+        filesystem = type(filesystem)(**{**options, **limits[type(filesystem)]})
+    return filesystem, base.rstrip("/")
+
+
+def _check_folder(key: str, folder: Path) -> None:
+    """A local store: the folder, or the nearest existing folder above it (where it will be
+    created), takes a file; the probe file is removed at once, so nothing is left behind."""
+    place = folder.expanduser().absolute()
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        raise ConfigError(f"{key}: {place} is not a folder, so {folder} cannot be created")
+    try:
+        with tempfile.NamedTemporaryFile(dir=place, prefix=".cl_sim-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot write in {place} ({exc.strerror or _reason(exc)})") from None
+
+
+def check_reachable(root: str | Path, key: str = "execution.store_dir") -> None:
+    """Raise ConfigError (one line naming `key`) unless the store at `root` can be reached and
+    written: a local folder takes a file, an object store takes a probe object that is then deleted.
+
+    An S3 bucket that does not exist passes only when the URI allows creating it
+    (`allow_bucket_creation=true`); it is not created here, so its write permission shows at the
+    first write of the run.
+    """
+    if not is_uri(root):
+        _check_folder(key, Path(root))
+        return
+    from pyarrow import fs
+
+    root = str(root)
+    try:
+        filesystem, base = _probe_filesystem(root)
+    except ValueError as exc:  # pyarrow.ArrowInvalid: an unknown scheme, a malformed option
+        raise ConfigError(f"{key}: {root} is not a filesystem URI pyarrow can open ({_reason(exc)})") from None
+    except OSError as exc:  # S3 without a region asks the bucket for it
+        raise ConfigError(f"{key}: cannot reach {root}: {_reason(exc)}") from None
+    probe = f"{base}/.cl_sim-probe-{uuid.uuid4().hex}"
+    try:
+        if isinstance(filesystem, fs.S3FileSystem):
+            bucket = base.split("/", 1)[0]
+            if filesystem.get_file_info(bucket).type == fs.FileType.NotFound:
+                if filesystem.__reduce__()[1][0].get("allow_bucket_creation"):
+                    return  # created by the run's first write
+                raise ConfigError(f"{key}: bucket '{bucket}' does not exist (create it, or add "
+                                  f"allow_bucket_creation=true to the URI)")
+        with filesystem.open_output_stream(probe) as f:
+            f.write(b"cl_sim store probe\n")
+        filesystem.delete_file(probe)
+    except OSError as exc:
+        where = os.environ.get("AWS_ENDPOINT_URL", "") if "endpoint_override" not in root else ""
+        raise ConfigError(f"{key}: cannot reach or write {root}{f' (endpoint {where})' if where else ''}: "
+                          f"{_reason(exc)}") from None

@@ -53,6 +53,14 @@ def _parquet(tmp: Path, cut: bool) -> bytes:
     return data[: len(data) // 2] if cut else data
 
 
+def _parquet_lists(tmp: Path) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["red", "green"], "label": [["x"], ["y", "x"]]}), tmp / "lists.parquet")
+    return (tmp / "lists.parquet").read_bytes()
+
+
 def _model_folder(tmp: Path, config: str | None = None, weights: str = "none") -> list[str]:
     """A backbone folder: a tiny BERT's config (or `config` text), and no, cut or whole weights."""
     from transformers import BertConfig, BertModel
@@ -85,6 +93,26 @@ def _albert_folder(tmp: Path) -> list[str]:
 def _hub_offline(tmp: Path, monkeypatch) -> list[str]:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return _with(tmp, "backbone.name=no-such-org/no-such-model")
+
+
+def _jsonl_task(tmp: Path, label) -> list[str]:
+    """A jsonl train file whose second row's label is `label` (a list, an object)."""
+    import json
+
+    rows = [{"text": "red apple", "label": "x"}, {"text": "green pear", "label": label}, {"text": "blue", "label": "y"}]
+    return _file_task(tmp, "".join(json.dumps(r) + "\n" for r in rows), suffix="jsonl")
+
+
+def _s3_store_on_a_closed_port(tmp: Path, monkeypatch) -> list[str]:
+    import socket
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")  # no credential lookup (the EC2 metadata service)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return _with(tmp, f"execution.store_dir=s3://bucket/store?endpoint_override=127.0.0.1:{port}&scheme=http"
+                      f"&region=us-east-1")
 
 
 def _output_is_a_file(tmp: Path) -> list[str]:
@@ -162,6 +190,16 @@ BAD = {
                                          "method.kt_reference: 'sequential_ft' is order-dependent"),
     "output name with a path": (lambda t, m: _with(t, "output.name=../elsewhere"), "output.name: must be one folder name"),
     "output dir is a file": (lambda t, m: _output_is_a_file(t), "output.dir: "),
+    # --- stores: reachable and writable
+    "store on an unreachable endpoint": (_s3_store_on_a_closed_port,
+                                         "execution.store_dir: cannot reach or write s3://bucket/store"),
+    "store bad uri": (lambda t, m: _with(t, "execution.store_dir=s3://bucket/x?colour=red"),
+                      "execution.store_dir: s3://bucket/x?colour=red is not a filesystem URI"),
+    "store under a file": (lambda t, m: _output_is_a_file(t)[:1] + [f"execution.store_dir={t / 'taken' / 'store'}"],
+                           "/taken is not a folder, so"),
+    "store not writable": (lambda t, m: _with(t, "execution.store_dir=/proc/cl_sim/store"),
+                           "execution.store_dir: cannot write in /proc"),
+    "output not writable": (lambda t, m: _with(t, "output.dir=/proc/cl_sim/out"), "output.dir: cannot write in /proc"),
     # --- data files
     "missing data file": (lambda t, m: _file_task(t, GOOD_CSV) + [f"tasks.0.paths.train={t / 'nope.csv'}"],
                           "train file not found"),
@@ -182,6 +220,12 @@ BAD = {
                                  "every train row has label 'x' (2 rows)"),
     "whitespace-only text": (lambda t, m: _file_task(t, "text,label\nred,x\n   ,y\nblue,y\n"),
                              "train.csv line 3: empty text (1 such row(s) in the train split)"),
+    "label a JSON list": (lambda t, m: _jsonl_task(t, ["x", "y"]),
+                          "train.jsonl line 2: label in column 'label' is a list, not a single value"),
+    "label a JSON object": (lambda t, m: _jsonl_task(t, {"x": 1}),
+                            "train.jsonl line 2: label in column 'label' is an object, not a single value"),
+    "parquet labels that are lists": (lambda t, m: _file_task(t, _parquet_lists(t), suffix="parquet"),
+                                      "train.parquet row 0: label in column 'label' is a list"),
     "dev label unseen in train": (lambda t, m: _file_task(t, GOOD_CSV, dev="text,label\nred,z\n"),
                                   "dev labels not seen in train: ['z']"),
     # --- models

@@ -155,3 +155,29 @@ def test_remove_train_run_logs_what_it_cannot_remove(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="cl_sim.storage"):
         assert not remove_train_run("bucket/checkpoints", ReadOnly(), "run-1")
     assert "bucket/checkpoints/run-1" in caplog.text and "AccessDenied" in caplog.text
+
+
+def test_validate_checks_the_store_is_reachable_and_writable_and_leaves_no_probe(s3, tmp_path, capsys):
+    from pyarrow import fs
+
+    from cl_sim.errors import ConfigError
+    from cl_sim.storage import check_reachable
+
+    uri = s3("probe/store")
+    Store(uri).files.write("keep.txt", b"x")  # the bucket exists, the store folder too
+    check_reachable(uri)  # writes and deletes one probe object
+    filesystem, base = fs.FileSystem.from_uri(uri)
+    left = [i.base_name for i in filesystem.get_file_info(fs.FileSelector(base, recursive=True))]
+    assert left == ["keep.txt"]
+    missing = uri.replace("s3://bucket/", "s3://no-such-bucket/").replace("&allow_bucket_creation=true", "")
+    with pytest.raises(ConfigError, match="execution.store_dir: bucket 'no-such-bucket' does not exist"):
+        check_reachable(missing)
+    check_reachable(missing + "&allow_bucket_creation=true")  # the run's first write creates it
+    assert filesystem.get_file_info("no-such-bucket").type == fs.FileType.NotFound  # validate did not
+    args = ["validate", "backbone.name=tiny-bert", "tasks=[{name: a, family: a, n_train: 32, n_dev: 16, n_test: 16}]",
+            f"output.dir={tmp_path}"]
+    assert main(args + [f"execution.store_dir={uri}"]) == 0
+    assert main(args + [f"execution.store_dir={missing}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"cl-sim: error: execution.store_dir: bucket 'no-such-bucket' does not exist (create it, or add "
+        f"allow_bucket_creation=true to the URI)"]

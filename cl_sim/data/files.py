@@ -1,8 +1,9 @@
-"""Tasks from local files: csv, tsv (GLUE-style, quoting off), jsonl, parquet (SPEC §2).
+"""Tasks from local files: csv, tsv (GLUE-style, quoting off), jsonl, parquet.
 
 A task spec names one file per split, the text column(s), the label column, label type
 and metric. Every problem raises one ``DataError`` naming the task, file and line: unreadable
-or truncated files, missing columns, a train split with a single class (or constant regression
+or truncated files, missing columns, texts or labels that are not single values (a JSON list or
+object, a parquet list or struct), a train split with a single class (or constant regression
 targets), and rows with an empty or whitespace-only text segment, which are refused unless the
 task sets ``drop_empty_text`` (then they are dropped and counted in a warning).
 
@@ -15,14 +16,14 @@ Example::
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
+from cl_sim.data.readers import Table, read_table
 from cl_sim.data.task import KINDS, Split, Task, carve_dev, label_sort_key
 from cl_sim.errors import ConfigError, DataError
 
@@ -38,14 +39,6 @@ DATA_ENV = "CL_SIM_DATA"
 log = logging.getLogger("cl_sim.data")
 
 
-@dataclass(frozen=True)
-class Table:
-    """One split's raw columns (name -> values: str, number or None) and each row's origin."""
-
-    columns: dict
-    where: tuple[str, ...]  # e.g. "/data/rte/train.tsv line 7", for error messages
-
-
 def resolve_path(path: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Path:
     """Resolve a relative path against ``data_root``, then ``$CL_SIM_DATA``, then the cwd."""
     p = Path(path).expanduser()
@@ -53,102 +46,6 @@ def resolve_path(path: str | os.PathLike, data_root: str | os.PathLike | None = 
         return p
     base = data_root if data_root is not None else os.environ.get(DATA_ENV) or os.getcwd()
     return Path(base).expanduser() / p
-
-
-def _read_delimited(path: Path, fmt: str, header: bool) -> Table:
-    """csv (standard quoting) or tsv (QUOTE_NONE, as GLUE writes it); blank lines skipped."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        # csv: strict, so an unterminated quote (a truncated file) is an error, not one huge field
-        dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"strict": True}
-        reader = csv.reader(f, **dialect)
-        rows = [(reader.line_num, row) for row in reader if row]
-    if not rows:
-        return Table({}, ())
-    names = rows[0][1] if header else [str(i) for i in range(len(rows[0][1]))]
-    body = rows[1:] if header else rows
-    for line, row in body:
-        if len(row) != len(names):
-            raise DataError(
-                f"{path} line {line}: {len(row)} fields, expected {len(names)} "
-                f"(columns {names}); for a GLUE-style .tsv check that tabs are not inside fields"
-            )
-    columns = {name: [row[i] for _, row in body] for i, name in enumerate(names)}
-    return Table(columns, tuple(f"{path} line {line}" for line, _ in body))
-
-
-def _read_label_text(path: Path) -> Table:
-    """Lines '<label> <text>' (SST-2, TREC): columns "0" (label) and "1" (text)."""
-    labels, texts, where = [], [], []
-    with open(path, encoding="utf-8-sig") as f:
-        for i, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = line.split(None, 1)
-            if len(parts) != 2:
-                raise DataError(f"{path} line {i}: expected '<label> <text>', got {line[:80]!r}")
-            labels.append(parts[0])
-            texts.append(parts[1])
-            where.append(f"{path} line {i}")
-    return Table({"0": labels, "1": texts}, tuple(where))
-
-
-def _read_text_semicolon_label(path: Path) -> Table:
-    """A header line, then '<text>;<label>' lines split on the LAST ';' (texts may hold ';')."""
-    rows, where = [], []
-    with open(path, encoding="utf-8-sig") as f:
-        lines = [(i, line.rstrip("\r\n")) for i, line in enumerate(f, start=1)]
-    lines = [(i, line) for i, line in lines if line.strip()]
-    if not lines:
-        return Table({}, ())
-    names = lines[0][1].rsplit(";", 1)
-    for i, line in lines[1:]:
-        parts = line.rsplit(";", 1)
-        if len(parts) != 2 or len(names) != 2:
-            raise DataError(f"{path} line {i}: expected '<text>;<label>', got {line[:80]!r}")
-        rows.append(parts)
-        where.append(f"{path} line {i}")
-    return Table({names[0]: [r[0] for r in rows], names[1]: [r[1] for r in rows]}, tuple(where))
-
-
-def _read_jsonl(path: Path) -> Table:
-    """One JSON object per line; a key missing from a row reads as None."""
-    records, where = [], []
-    with open(path, encoding="utf-8-sig") as f:
-        for i, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {i}: not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path} line {i}: expected a JSON object, not {obj!r:.40}")
-            records.append(obj)
-            where.append(f"{path} line {i}")
-    names = list(dict.fromkeys(k for r in records for k in r))
-    return Table({k: [r.get(k) for r in records] for k in names}, tuple(where))
-
-
-def _read_parquet(path: Path) -> Table:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        columns = pq.read_table(path).to_pydict()
-    except (pa.ArrowException, OSError) as e:  # truncated or not parquet at all
-        raise DataError(f"{path}: not a readable parquet file ({str(e).splitlines()[0]})") from None
-    n = len(next(iter(columns.values()), []))
-    return Table(columns, tuple(f"{path} row {i}" for i in range(n)))
-
-
-def read_table(path: Path, fmt: str, header: bool = True) -> Table:
-    """Read one split file in ``fmt`` (one of ``FORMATS``) into a ``Table``."""
-    if fmt in ("csv", "tsv"):
-        return _read_delimited(path, fmt, header)
-    readers = {"jsonl": _read_jsonl, "parquet": _read_parquet, "label_text": _read_label_text,
-               "text_semicolon_label": _read_text_semicolon_label}
-    return readers[fmt](path)
 
 
 def _infer_format(path: Path, fmt: str | None, task: str) -> str:
@@ -250,6 +147,16 @@ def load_file_task(
     )
 
 
+def _scalar(v, where: str, what: str, column: str, task: str):
+    """`v` unless it is a collection (a JSON list or object, a parquet list or struct, bytes, an
+    array), which would otherwise become a text or class of its own through `str`."""
+    if isinstance(v, str) or not isinstance(v, Collection):
+        return v
+    kind = {list: "a list", dict: "an object", bytes: "bytes"}.get(type(v), type(v).__name__)
+    raise DataError(f"task {task!r}: {where}: {what} in column {column!r} is {kind}, not a single value "
+                    f"(a string or a number): {str(v)[:60]}")
+
+
 def _segment(table: Table, col, split: str, task: str) -> list:
     """Values of one text segment (a column, or several joined by a space)."""
     cols = [col] if isinstance(col, str) else list(col)
@@ -261,7 +168,7 @@ def _segment(table: Table, col, split: str, task: str) -> list:
             )
     values = []
     for i in range(len(table.where)):
-        parts = [table.columns[c][i] for c in cols]
+        parts = [_scalar(table.columns[c][i], table.where[i], "text", c, task) for c in cols]
         if any(p is None for p in parts):
             raise DataError(f"task {task!r}: {table.where[i]}: missing text in {cols}")
         values.append(" ".join(str(p) for p in parts))
@@ -276,6 +183,7 @@ def _raw_labels(table: Table, label_column: str, split: str, task: str, sep: str
         )
     out = []
     for where, v in zip(table.where, table.columns[label_column]):
+        v = _scalar(v, where, "label", label_column, task)
         if isinstance(v, float) and v.is_integer():
             v = int(v)  # parquet/json 1.0 and csv "1" name the same class
         v = "" if v is None else str(v).strip()
