@@ -1,21 +1,26 @@
-"""A recipe comparison on real tasks: our defaults against AdapterHub's documented recipe. SICK
-adapter, CB adapter, then a fusion of both on CB (MiniLM, Pfeiffer r16, CPU), the same rows, epochs,
-batch, length and learning rates on both sides, runs interleaved (ours, theirs, ours, ...), each in
-its own process.
+"""End to end on real tasks, like for like: SICK adapter, CB adapter, then a fusion of both on CB
+(MiniLM, Pfeiffer r16, CPU), in our library and in AdapterHub's `adapters`, each doing the same work.
 
     python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python
-    python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --examples 300 --epochs 1  # quick
+    python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --examples 300 --epochs 1 --reps 1  # quick
+    python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --recipe  # recipe comparison
 
-Every stage is timed from reading its data to its dev predictions (load, tokenise, train, evaluate;
-`adapterhub_e2e_worker.py`). Prints per stage both wall times, their ratio and both dev scores,
-scored here by the same metric code.
+The AdapterHub venv (it pins transformers 4.x): `python3 -m venv /tmp/ahvenv`, then
+`/tmp/ahvenv/bin/pip install torch==2.13.0` first (the local CPU wheel, as scripts/setup.sh does),
+then `/tmp/ahvenv/bin/pip install adapters accelerate datasets`.
 
-The two sides do different work, so the ratio is not a library speed-up: AdapterHub's recipe pads
-every row to max_length (ours pads each batch to its longest row), runs the frozen backbone in
-train mode (ours in eval mode), uses a 2-layer head (ours 1) and re-tokenises per stage (ours reuses
-a cached tokenisation, and our fusion starts from the trained CB head). With the same tensors the
-step-level comparison (`vs_adapterhub.py`) is a tie. A like-for-like run needs the same padding,
-head and mode on both sides (docs/PERFORMANCE.md).
+Both sides get the same rows (our stratified training subset, the whole dev split), epochs, batch,
+max length, learning rates and seed; dynamic padding on both (`DataCollatorWithPadding` on
+AdapterHub's side), one linear head on [CLS] on both, the frozen backbone without dropout on both,
+no length groups on ours, no gradient clipping on either (details: `adapterhub_e2e_worker.py`).
+Every stage runs in a process of its own and is timed from loading the tokenizer and model to its
+dev predictions and saved weights, so nothing (model, tokenisation, head) is carried between stages
+on either side. Repetitions interleave: ours (3 stages), AdapterHub (3 stages), ours, ...
+
+Prints per stage both wall times, the per-pair ratios AdapterHub / ours with their median, and both
+dev scores, scored here by the same metric code. `--recipe` runs each side's defaults instead
+(AdapterHub's documented recipe: padding to max_length, 2-layer head, dropout; ours: length groups,
+mean pooling, fusion from the CB head): a recipe comparison, not a library comparison.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,58 +61,89 @@ def rows_file(path: Path, data_root: str, examples: int, length: int) -> dict:
     return dev_labels
 
 
+def run_side(lib: str, python: str, common: list[str], store: Path, dev: dict) -> dict:
+    """The three stages of one side, each in its own process; per stage its JSON, plus `process_s`
+    (the whole process: interpreter start, imports and the timed stage)."""
+    from cl_sim.metrics import score
+    import numpy as np
+
+    out: dict = {}
+    for stage in STAGES:
+        extra = []
+        if stage == "fusion_cb" and lib == "cl_sim":
+            extra = ["--teachers", f"{out['sick']['key']},{out['cb']['key']}", "--cb-key", out["cb"]["key"]]
+        cmd = [python, str(HERE / "adapterhub_e2e_worker.py"), "--lib", lib, "--stage", stage,
+               "--store", str(store), *common, *extra]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+        if proc.returncode != 0:
+            sys.exit(f"{lib} {stage} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+        s = json.loads(proc.stdout.strip().splitlines()[-1])
+        s["process_s"] = time.perf_counter() - start
+        if "pred" in s:  # AdapterHub's predictions, scored by our metric code
+            metric, labels, k = dev[stage.replace("fusion_", "")]
+            s["dev_score"] = float(score(metric, labels, np.asarray(s.pop("pred")), k))
+        out[stage] = s
+    return out
+
+
+def table(runs: dict, recipe: bool) -> None:
+    """Medians per stage, the per-pair ratios (pair i: ours' i-th run and AdapterHub's i-th run)."""
+    theirs_name = "AdapterHub's recipe" if recipe else "AdapterHub"
+    print(f"\n| stage | training rows | ours, s | {theirs_name}, s | {theirs_name} / ours, per pair | median ratio "
+          f"| dev ours | dev AdapterHub |")
+    print("|---|---|---|---|---|---|---|---|")
+    for stage in (*STAGES, "all stages", "all processes"):
+        def wall(run):
+            if stage == "all stages":
+                return sum(run[s]["wall_s"] for s in STAGES)
+            if stage == "all processes":
+                return sum(run[s]["process_s"] for s in STAGES)
+            return run[stage]["wall_s"]
+        ours, theirs = [wall(r) for r in runs["cl_sim"]], [wall(r) for r in runs["adapterhub"]]
+        ratios = [t / o for o, t in zip(ours, theirs)]
+        one = stage in STAGES
+        rows = runs["cl_sim"][0][stage]["train_examples"] if one else "-"
+        dev_o = f"{statistics.median(r[stage]['dev_score'] for r in runs['cl_sim']):.3f}" if one else "-"
+        dev_t = f"{statistics.median(r[stage]['dev_score'] for r in runs['adapterhub']):.3f}" if one else "-"
+        print(f"| {stage} | {rows} | {statistics.median(ours):.1f} | {statistics.median(theirs):.1f} | "
+              f"{', '.join(f'{x:.2f}' for x in ratios)} | {statistics.median(ratios):.2f} | {dev_o} | {dev_t} |")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--adapterhub-python", required=True, help="python of a venv with adapters, accelerate, datasets")
     p.add_argument("--data-root", default=os.environ.get("CL_SIM_DATA", str(ROOT.parent / "shared" / "data")))
     p.add_argument("--examples", type=int, default=1500)
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--reps", type=int, default=1)
+    p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--recipe", action="store_true", help="each side's defaults (a recipe comparison)")
     args = p.parse_args()
-    import numpy as np
-
     from cl_sim.backbone import minilm_path
-    from cl_sim.metrics import score
 
     common = ["--model", str(minilm_path()), "--data-root", args.data_root, "--examples", str(args.examples),
-              "--epochs", str(args.epochs), "--threads", str(args.threads)]
-    print(f"SICK -> CB -> fusion(SICK, CB) on CB: MiniLM, pfeiffer r16, {args.examples} training examples max, "
-          f"{args.epochs} epoch(s), batch 32, length 128, lr 1e-3 (fusion 3e-4), {args.threads} threads, "
-          f"{args.reps} interleaved repetition(s)")
+              "--epochs", str(args.epochs), "--threads", str(args.threads)] + (["--recipe"] if args.recipe else [])
+    kind = "recipe comparison (each side's defaults)" if args.recipe else "like for like"
+    print(f"{kind}: SICK -> CB -> fusion(SICK, CB) on CB: MiniLM, pfeiffer r16, {args.examples} training "
+          f"examples max, {args.epochs} epoch(s), batch 32, length 128, lr 1e-3 (fusion 3e-4), {args.threads} "
+          f"threads, {args.reps} interleaved repetition(s), one process per stage")
     runs: dict[str, list[dict]] = {"cl_sim": [], "adapterhub": []}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "rows.json"
         dev = rows_file(data, args.data_root, args.examples, 128)
+        common += ["--data", str(data)]
         for rep in range(args.reps):
             for lib, python in (("cl_sim", sys.executable), ("adapterhub", args.adapterhub_python)):
-                store = Path(tmp) / f"{lib}-{rep}"
-                cmd = [python, str(HERE / "adapterhub_e2e_worker.py"), "--lib", lib, "--data", str(data),
-                       "--store", str(store), *common]
-                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                                      env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
-                if proc.returncode != 0:
-                    sys.exit(f"{lib} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-                out = json.loads(proc.stdout.strip().splitlines()[-1])
-                for stage, s in out["stages"].items():
-                    if "pred" in s:  # AdapterHub's predictions, scored by our metric code
-                        metric, labels, k = dev[stage.replace("fusion_", "")]
-                        s["dev_score"] = float(score(metric, labels, np.asarray(s.pop("pred")), k))
+                load = os.getloadavg()[0]
+                out = run_side(lib, python, common, Path(tmp) / f"{lib}-{rep}", dev)
                 runs[lib].append(out)
                 print(f"  rep {rep} {lib:<10} " + ", ".join(
-                    f"{k} {v['wall_s']:.1f} s (dev {v['dev_score']:.3f})" for k, v in out["stages"].items())
-                    + f"; process {out['total_s']:.1f} s", flush=True)
-    print(f"\n| stage | training rows | ours, s | AdapterHub's recipe, s | recipe / ours (different work) | dev ours | dev AdapterHub |")
-    print("|---|---|---|---|---|---|---|")
-    for stage in STAGES + ("total",):
-        def med(lib, key):
-            vals = [r["total_s"] if stage == "total" else r["stages"][stage][key] for r in runs[lib]]
-            return statistics.median(vals)
-        ours, theirs = med("cl_sim", "wall_s"), med("adapterhub", "wall_s")
-        rows = "-" if stage == "total" else runs["cl_sim"][0]["stages"][stage]["train_examples"]
-        dev_o = "-" if stage == "total" else f"{med('cl_sim', 'dev_score'):.3f}"
-        dev_t = "-" if stage == "total" else f"{med('adapterhub', 'dev_score'):.3f}"
-        print(f"| {stage} | {rows} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f} | {dev_o} | {dev_t} |")
+                    f"{k} {v['wall_s']:.1f} s (dev {v['dev_score']:.3f})" for k, v in out.items())
+                    + f"; processes {sum(v['process_s'] for v in out.values()):.1f} s; "
+                    f"load avg {load:.1f} -> {os.getloadavg()[0]:.1f}", flush=True)
+    table(runs, args.recipe)
     return 0
 
 
