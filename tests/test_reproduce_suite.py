@@ -40,7 +40,8 @@ def test_every_study_loads_and_strong_teachers_outsize_their_targets(path):
                 budgets[t.role].add(task_budget(cfg, t.name)[0])
             if smoke:
                 assert budgets.keys() and all(b == {32} for b in budgets.values()), (name, budgets)
-            elif "teacher" in budgets:  # thousands of rows (or all: None) against a few hundred
+            elif "teacher" in budgets:  # a thousand rows or more (or all: None), 4x the largest target's
                 teacher = min(b or 10**9 for b in budgets["teacher"])
-                assert teacher >= 3000 and all(b is None or b <= 1000 for b in budgets["target"]), (name, budgets)
+                targets = [b or 10**9 for b in budgets["target"]]
+                assert teacher >= 1000 and all(4 * b <= teacher for b in targets if b < 10**9), (name, budgets)
                 assert len(sweep.seeds) >= 3
