@@ -56,6 +56,49 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+HUB_TIMEOUT_S = 3.0  # the connect check below; the hub client would retry for ~45 s instead
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or "https://huggingface.co"
+
+
+@functools.lru_cache(maxsize=4)
+def _reachable(endpoint: str) -> str | None:
+    """None when a TCP connection to `endpoint` (or to the proxy that serves it) opens within
+    HUB_TIMEOUT_S, else why not; checked once per process and endpoint. The name lookup is bounded
+    too (it runs in a thread): a resolver that does not answer would otherwise take its own time."""
+    import socket
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    url = urllib.parse.urlsplit(endpoint)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+        url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    where = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
+    why = [f"{where[0]}:{where[1]}: no answer within {HUB_TIMEOUT_S:g} s"]
+
+    def connect() -> None:
+        try:
+            socket.create_connection(where, timeout=HUB_TIMEOUT_S).close()
+            why[0] = None
+        except OSError as exc:
+            why[0] = f"{where[0]}:{where[1]}: {exc.strerror or exc}"
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(HUB_TIMEOUT_S)
+    return why[0]
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached (None when it can): hub ids then load from the
+    local cache only, as with HF_HUB_OFFLINE, and fail at once instead of after the hub client's retries."""
+    return _reachable(hub_endpoint())
+
+
 def _resolve(name: str) -> tuple[str, bool]:
     """(where to load from, whether it is a local folder)."""
     if name == "minilm" or name in TINY:
@@ -68,12 +111,22 @@ def _resolve(name: str) -> tuple[str, bool]:
     return name, False  # a hub id: the local cache, then the hub unless HF_HUB_OFFLINE is set
 
 
+def _cache_only(local: bool) -> bool:
+    """`local_files_only` for transformers: a folder, HF_HUB_OFFLINE, or a hub that cannot be reached."""
+    return local or hub_offline() or hub_unreachable() is not None
+
+
 def _load_error(name: str, local: bool, what: str, exc: Exception) -> ConfigError:
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if local:
         return ConfigError(f"backbone.name: cannot load the {what} in {name} ({reason})")
-    where = ("it is not in the Hugging Face cache and HF_HUB_OFFLINE is set" if hub_offline()
-             else "it is neither a local folder nor downloadable from the Hugging Face hub")
+    if hub_offline():
+        where = "it is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+    elif (why := hub_unreachable()) is not None:
+        where = f"it is not in the Hugging Face cache and the hub ({hub_endpoint()}) cannot be reached"
+        reason = why
+    else:
+        where = "it is neither a local folder nor downloadable from the Hugging Face hub"
     return ConfigError(f"backbone.name: cannot load '{name}': {where} ({reason})")
 
 
@@ -83,7 +136,7 @@ def load_tokenizer(name: str):
 
     source, local = _resolve(name)
     try:
-        return AutoTokenizer.from_pretrained(source, local_files_only=local or hub_offline())
+        return AutoTokenizer.from_pretrained(source, local_files_only=_cache_only(local))
     except Exception as exc:  # noqa: BLE001 - the hub client and tokenizers raise many types; report one
         raise _load_error(name, local, "tokenizer", exc) from None
 
@@ -93,7 +146,8 @@ def load_backbone(name: str):
 
     Raises:
         ConfigError: a folder without a loadable model, or a hub id that is neither cached nor
-            downloadable (with `HF_HUB_OFFLINE` set, only the cache is tried).
+            downloadable (with `HF_HUB_OFFLINE` set, or a hub that cannot be reached, only the
+            cache is tried).
     """
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -105,7 +159,7 @@ def load_backbone(name: str):
     else:
         source, local = _resolve(name)
         try:
-            model = AutoModel.from_pretrained(source, local_files_only=local or hub_offline())
+            model = AutoModel.from_pretrained(source, local_files_only=_cache_only(local))
         except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError, ...: report one
             raise _load_error(name, local, "model", exc) from None
     for p in model.parameters():

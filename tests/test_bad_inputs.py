@@ -115,6 +115,18 @@ def _s3_store_on_a_closed_port(tmp: Path, monkeypatch) -> list[str]:
                       f"&region=us-east-1")
 
 
+def _hub_unreachable(tmp: Path, monkeypatch) -> list[str]:
+    """No HF_HUB_OFFLINE, a hub endpoint nothing answers on: one line at once, not the hub client's
+    retries (the same on a machine with network: the endpoint is a closed local port)."""
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{s.getsockname()[1]}")
+    return _with(tmp, "backbone.name=no-such-org/no-such-model")
+
+
 def _output_is_a_file(tmp: Path) -> list[str]:
     (tmp / "taken").write_text("")
     return _with(tmp, f"output.dir={tmp / 'taken'}")
@@ -231,6 +243,8 @@ BAD = {
     # --- models
     "backbone neither local nor offline": (_hub_offline, "backbone.name: cannot load 'no-such-org/no-such-model': "
                                                          "it is not in the Hugging Face cache and HF_HUB_OFFLINE is set"),
+    "backbone hub unreachable": (_hub_unreachable, "backbone.name: cannot load 'no-such-org/no-such-model': it is not "
+                                                   "in the Hugging Face cache and the hub (http://127.0.0.1:"),
     "backbone folder missing": (lambda t, m: _with(t, f"backbone.name={t / 'nope'}"), "backbone.name: no model folder"),
     "backbone folder without config": (lambda t, m: (t / "empty").mkdir() or _with(t, f"backbone.name={t / 'empty'}"),
                                        "has no config.json"),
