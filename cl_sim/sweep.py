@@ -226,23 +226,34 @@ def sweep_tables(reports: list[dict]) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def sweep_counts(before: dict, after: dict, reports: list[dict]) -> dict:
+def sweep_counts(before: dict, after: dict, reports: list[dict], stopped: Sequence[dict] = (),
+                 confirm: Optional[dict] = None) -> dict:
     """What the sweep trained and reused: store entries by kind before/after (the ground truth) and
-    the trials' own counters (which also see reuse)."""
+    the trials' own counters (which also see reuse): finished trials, trials a scheduler stopped
+    early (`stopped`: {trial_id, trained, reused, arrivals} as of their last report) and, apart,
+    the best config's re-run on fresh seeds (`confirm`: {trained, reused})."""
     trained, reused = Counter(), Counter()
-    for r in reports:
+    for r in [*reports, *stopped]:
         trained.update(r["trained"])
         reused.update(r["reused"])
     new = {k: after.get(k, 0) - before.get(k, 0) for k in sorted(set(after) | set(before))}
-    return {"store_before": before, "store_after": after, "store_new": {k: v for k, v in new.items() if v},
-            "trained": dict(sorted(trained.items())), "reused": dict(sorted(reused.items())),
-            "per_trial": {r["trial_id"]: {"trained": r["trained"], "reused": r["reused"]} for r in reports}}
+    per_trial = {r["trial_id"]: {"trained": r["trained"], "reused": r["reused"]} for r in reports}
+    per_trial.update({s["trial_id"]: {"trained": s["trained"], "reused": s["reused"],
+                                      "stopped_after_arrivals": s.get("arrivals")} for s in stopped})
+    counts = {"store_before": before, "store_after": after, "store_new": {k: v for k, v in new.items() if v},
+              "trained": dict(sorted(trained.items())), "reused": dict(sorted(reused.items())),
+              "per_trial": dict(sorted(per_trial.items()))}
+    if confirm is not None:
+        counts["confirm"] = {k: dict(sorted(confirm[k].items())) for k in ("trained", "reused")}
+    return counts
 
 
 def counts_line(counts: dict) -> str:
     fmt = lambda c: f"{sum(c.values())} (" + ", ".join(f"{k} {v}" for k, v in c.items()) + ")"  # noqa: E731
-    return (f"phases trained {fmt(counts['trained'])}, reused from the store {fmt(counts['reused'])}; "
-            f"store entries: new {fmt(counts['store_new'])}, now {fmt(counts['store_after'])}")
+    again = counts.get("confirm")
+    return (f"phases trained {fmt(counts['trained'])}, reused from the store {fmt(counts['reused'])}"
+            + (f"; confirming on fresh seeds: trained {fmt(again['trained'])}, reused {fmt(again['reused'])}"
+               if again else "") + f"; store entries: new {fmt(counts['store_new'])}, now {fmt(counts['store_after'])}")
 
 
 def report_tasks(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

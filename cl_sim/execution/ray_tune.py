@@ -194,6 +194,7 @@ class Outcome:
     failures: list[dict]  # {trial_id, error}
     stopped: int  # trials the scheduler stopped early (no rows)
     grid: object = None  # Tune's ResultGrid
+    stopped_runs: list = dataclasses.field(default_factory=list)  # {trial_id, trained, reused, arrivals} of those
 
 
 def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, log: Log,
@@ -228,7 +229,7 @@ def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, 
         tuner = tune.Tuner.restore(path, fn, resume_errored=True, storage_filesystem=filesystem)
     else:
         tuner = tune.Tuner(fn, param_space=space, tune_config=tune_config, run_config=run_config)
-    reports, failed, stopped = [], [], 0
+    reports, failed, stopped = [], [], []
     grid = tuner.fit()
     for result in grid:
         tid = trial_id(trial_params(result.config or {}))
@@ -236,10 +237,13 @@ def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, 
             with result.checkpoint.as_directory() as folder:
                 reports.append(json.loads((Path(folder) / ROWS_FILE).read_text()))
         elif result.error is None and "phases_trained" not in (result.metrics or {}):
-            stopped += 1  # the scheduler stopped it before its last arrival
+            last = result.metrics or {}  # the scheduler stopped it before its last arrival: its last report
+            stopped.append({"trial_id": tid, "trained": dict(last.get("trained") or {}),
+                            "reused": dict(last.get("reused") or {}), "arrivals": last.get("arrival")})
         else:
             failed.append({"trial_id": tid, "error": _short(result.error) if result.error else "no result reported"})
-    return Outcome(unique_ids(reports), sorted(failed, key=lambda f: f["trial_id"]), stopped, grid)
+    return Outcome(unique_ids(reports), sorted(failed, key=lambda f: f["trial_id"]), len(stopped), grid,
+                   sorted(stopped, key=lambda s: s["trial_id"]))
 
 
 def unique_ids(reports: list[dict]) -> list[dict]:
@@ -303,7 +307,8 @@ def run_sweep(cfg: Config, sweep: SweepConfig, trials: list[dict], log: Log = pr
         raise CLSimError(f"all {len(trials)} trials failed or were stopped; nothing written, finished phases are in "
                          f"the store (rerun to resume). First: "
                          + (f"{failures[0]['trial_id']}: {failures[0]['error']}" if failures else "none failed"))
-    counts = sweep_counts(before, store_counts(cfg.execution.store_dir), reports)
+    counts = sweep_counts(before, store_counts(cfg.execution.store_dir), reports, outcome.stopped_runs,
+                          confirmed if confirmed and "trained" in confirmed else None)
     counts["wall_s"] = round(time.perf_counter() - start, 1)
     counts["stopped_early"] = outcome.stopped
     tables = sweep_tables(reports)
@@ -355,6 +360,7 @@ def confirm(cfg: Config, sweep: SweepConfig, outcome: Outcome, out: Path, log: L
                                 callbacks=())
     again = tune_trials(cfg, plain, [{**params, "seed": s} for s in seeds], out, log, status, name=f"{sweep.name}_confirm")
     scores = {r["params"]["seed"]: final_metric(r, sweep.metric) for r in again.reports}
+    own = sweep_counts({}, {}, again.reports)  # the re-run's own phases: counts.json lists them apart
     ci = mean_ci(list(scores.values()))
     finite = lambda x: x if x == x else None  # noqa: E731  (JSON has no NaN: one seed has no interval)
     log(f"confirmed on {ci.n} fresh seeds: {sweep.metric} {ci.fmt(4)} (95% interval; the search's "
@@ -362,7 +368,7 @@ def confirm(cfg: Config, sweep: SweepConfig, outcome: Outcome, out: Path, log: L
     return {"best_trial": best["trial_id"], "params": params, "metric": sweep.metric, "mode": sweep.mode,
             "search_score": final_metric(best, sweep.metric), "trials_searched": len(outcome.reports),
             "seeds": seeds, "scores": scores, "mean": finite(ci.mean), "ci95": [finite(ci.low), finite(ci.high)],
-            "failures": again.failures,
+            "failures": again.failures, "trained": own["trained"], "reused": own["reused"],
             "note": "the search's best score is the maximum over noisy trials and biased upward; "
                     "the fresh-seed mean and interval are not"}
 

@@ -107,8 +107,9 @@ def run_trial(base: dict, params: dict, threads: int = 1, log: Log = print,
     order = tuple(cfg.stream.ordering or (t.name for t in cfg.tasks))
     seen: list[dict] = []
 
-    def on_arrival(metrics: dict) -> None:
-        seen.append(arrival_report(metrics, tid, order))
+    def on_arrival(metrics: dict) -> None:  # + the phases so far: a trial a scheduler stops is counted too
+        seen.append({**arrival_report(metrics, tid, order), "trained": dict(executor.trained),
+                     "reused": dict(executor.reused)})
         if report is not None and metrics["arrival"] < len(order):
             report(seen[-1])
 

@@ -174,8 +174,9 @@ def test_progress_lines_show_phases_and_trials(monkeypatch):
     progress.on_step_end(1, trials)
     assert lines[-1].startswith("progress: phases trained 7, running 2, queued 5; "
                                 "trials done 0/4, running 2, queued 2")
-    progress.on_trial_result(2, trials, trials[2], {"avg_accuracy": 0.5})  # an arrival's report: no line
-    assert len(lines) == 1
+    progress.on_trial_result(2, trials, trials[2], {"arrival": 1, "task": "a", "score": 0.5, "running_avg": 0.5,
+                                                    "name": "st_a-s0-a>b"})  # an arrival's report: its line
+    assert len(lines) == 2 and lines[-1] == "  st_a-s0-a>b: arrival 1 a: score 0.500, running avg 0.500"
     progress.on_trial_result(3, trials, trials[2], {"avg_accuracy": 0.5, "phases_trained": 4, "phases_reused": 1})
     assert "phases trained 4, reused 1; trials done 1/4, running 2, queued 1" in lines[-1]
 
