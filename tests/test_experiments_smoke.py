@@ -45,9 +45,10 @@ def test_task_order_smoke(tmp_path):
     proc = run_script("task_order", tmp_path, tmp_path / "store")
     tasks = check_table(tmp_path, "task_order")
     assert set(tasks["method"]) == {"st_a", "i2i"} and tasks["ordering"].nunique() == 2
-    assert "phases trained" in proc.stdout and "table:" in proc.stdout
+    assert "phases trained" in proc.stderr and "table:" in proc.stdout  # progress on stderr, results on stdout
+    assert "phases trained" not in proc.stdout and "pid=" not in proc.stdout + proc.stderr  # no Ray prefixes
     # the default path is the Ray Train pool; the end says where its slots' time went
-    [busy] = [line for line in proc.stdout.splitlines() if line.startswith("ray: slots busy")]
+    [busy] = [line for line in proc.stderr.splitlines() if line.startswith("ray: slots busy")]
     assert "phases" in busy and "evaluations" in busy
 
 
@@ -79,7 +80,7 @@ def test_killed_driver_then_rerun_gives_the_uninterrupted_table(tmp_path):
     assert not (tmp_path / "b" / "task_order_smoke" / "tasks.parquet").exists()
     done_before = len(list((store_b / "manifest").glob("*.json")))
     rerun = run_script("task_order", tmp_path / "b", store_b, "--local")
-    assert "phases trained" in rerun.stdout
+    assert "phases trained" in rerun.stderr
     counts = json.loads((tmp_path / "b" / "task_order_smoke" / "counts.json").read_text())
     # finished phases were kept (trial processes may finish a few more while they notice their
     # cluster is gone) and the rerun trained only the rest
@@ -118,7 +119,7 @@ def test_cl_sim_sweep_hparam_search_with_optuna_and_asha(tmp_path):
     tasks = pd.read_parquet(out / "tasks.parquet")
     assert {"training.lr", "adapter.reduction_factor"} <= set(tasks.columns)
     assert tasks["training.lr"].between(1e-4, 1e-2).all()
-    assert "asha: stopped" in proc.stdout and "trials early" in proc.stdout  # how many ASHA stopped, printed
+    assert "asha: stopped" in proc.stderr and "trials early" in proc.stderr  # how many ASHA stopped, printed
     confirm = json.loads((out / "confirm.json").read_text())
     assert len(confirm["seeds"]) == 2 and 0 not in confirm["seeds"] and "biased upward" in confirm["note"]
     assert "best config:" in proc.stdout and "on fresh seeds" in proc.stdout
