@@ -356,37 +356,10 @@ def cmd_export(args: list[str]) -> int:
     The store is --store DIR, else the config's execution.store_dir; with a CONFIG the task's kind
     and label names come from it."""
     from cl_sim import export
-    from cl_sim.errors import ConfigError
-    from cl_sim.store import Store
 
-    rest, fmt, store_dir = list(args), None, None
-    for flag in ("--format", "--store"):
-        if flag in rest:
-            i = rest.index(flag)
-            if i + 1 >= len(rest):
-                raise ConfigError(f"export: {flag} needs a value")
-            value = rest[i + 1]
-            del rest[i:i + 2]
-            fmt, store_dir = (value, store_dir) if flag == "--format" else (fmt, value)
-    if fmt is None:
-        raise ConfigError(f"export: --format is required ({', '.join(export.FORMATS)})")
-    if len(rest) < 2 or rest[0].startswith("-") or rest[1].startswith("-"):
-        raise ConfigError("export: expected KEY|TASK and DIR: cl-sim export KEY|TASK --format FORMAT DIR")
-    name, folder, config_args = rest[0], rest[1], rest[2:]
-    if store_dir is not None and config_args:
-        raise ConfigError("export: give --store DIR or a config, not both")
+    name, fmt, folder, store_dir, config_args = export.parse_args(args)
     cfg = _load(config_args) if config_args else None
-    raw = store_dir or (cfg.execution.store_dir if cfg else _load([]).execution.store_dir)
-    if "://" not in raw and not (Path(raw) / "manifest").is_dir():
-        raise ConfigError(f"export: {raw} is not a cl_sim store (no manifest/ folder); pass --store DIR")
-    store = Store(raw)
-    key, how = export.resolve_entry(store, name)
-    task = None
-    if cfg is not None:
-        from cl_sim.tasks import load_tasks
-
-        task = load_tasks(cfg).get(store.meta(key)["phase"]["task"])
-    files, notes = export.export(store, key, fmt, folder, task)
+    how, files, notes = export.from_store(name, fmt, folder, store_dir or (cfg or _load([])).execution.store_dir, cfg)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"exported {how}\nas {fmt} to {folder}: {', '.join(f.name for f in files)}")

@@ -41,6 +41,47 @@ PARAM = {"down.weight": "adapter_down.0.weight", "down.bias": "adapter_down.0.bi
          "up.weight": "adapter_up.weight", "up.bias": "adapter_up.bias"}
 
 
+# ---------------------------------------------------------------- the command
+
+
+def parse_args(args: list[str]) -> tuple[str, str, str, Optional[str], list[str]]:
+    """`KEY|TASK --format FORMAT DIR [--store DIR | CONFIG key=value ...]` ->
+    (name, format, folder, store or None, config args)."""
+    rest, found = list(args), {"--format": None, "--store": None}
+    for flag in found:
+        if flag in rest:
+            i = rest.index(flag)
+            if i + 1 >= len(rest):
+                raise ConfigError(f"export: {flag} needs a value")
+            found[flag] = rest[i + 1]
+            del rest[i:i + 2]
+    if found["--format"] is None:
+        raise ConfigError(f"export: --format is required ({', '.join(FORMATS)})")
+    if len(rest) < 2 or rest[0].startswith("-") or rest[1].startswith("-"):
+        raise ConfigError("export: expected KEY|TASK and DIR: cl-sim export KEY|TASK --format FORMAT DIR")
+    if found["--store"] is not None and rest[2:]:
+        raise ConfigError("export: give --store DIR or a config, not both")
+    return rest[0], found["--format"], rest[1], found["--store"], rest[2:]
+
+
+def from_store(name: str, fmt: str, folder: str, store_dir: str, cfg=None) -> tuple[str, list[Path], list[str]]:
+    """Export `name` (a key or a task) from the store at `store_dir`: (how it was chosen, files,
+    notes). `cfg`: the run's config, whose task gives the kind and label names."""
+    from cl_sim.store import Store
+
+    if "://" not in store_dir and not (Path(store_dir) / "manifest").is_dir():
+        raise ConfigError(f"export: {store_dir} is not a cl_sim store (no manifest/ folder); pass --store DIR")
+    store = Store(store_dir)
+    key, how = resolve_entry(store, name)
+    task = None
+    if cfg is not None:
+        from cl_sim.tasks import load_tasks
+
+        task = load_tasks(cfg).get(store.meta(key)["phase"]["task"])
+    files, notes = export(store, key, fmt, folder, task)
+    return how, files, notes
+
+
 # ---------------------------------------------------------------- which entry
 
 
