@@ -124,3 +124,32 @@ def test_adapterhub_export_loads_in_adapters_and_computes_the_same(trained):
         theirs = model(**batch).logits
         expected = mine({k: v for k, v in batch.items()}, "head")
     torch.testing.assert_close(theirs, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_task_resolves_to_its_newest_deployed_adapter_and_ambiguity_lists_the_keys(tmp_path):
+    import os
+
+    from cl_sim.errors import ConfigError
+    from cl_sim.export import resolve_entry
+    from cl_sim.store import Store
+
+    store = Store(tmp_path / "s")
+    states = {"adapter": {"x.down.weight": torch.zeros(2, 4)}, "head": {"proj.weight": torch.zeros(2, 4)}}
+
+    def put(key, when, **phase):
+        p = {"kind": "adapter", "task": "a", "backbone": "tiny-bert", "data_hash": "d", "seed": 0, "lr": 0.01,
+             "adapter": {"kind": "pfeiffer", "reduction_factor": 16}, "fraction": 1.0, "init": None, **phase}
+        store.put(key, states, {"phase": p})
+        os.utime(tmp_path / "s" / "manifest" / f"{key}.json", (when, when))
+
+    put("adapter-old", 100)
+    put("adapter-new", 200)
+    put("distill-low", 300, kind="distill", fraction=0.1)  # a low-shot step, not deployed
+    put("distill-init", 400, kind="distill")  # I2I's Initialize: the final adapter starts from it
+    put("adapter-final", 150, init="distill-init")
+    assert resolve_entry(store, "adapter-old")[0] == "adapter-old"  # a key is taken as given
+    assert resolve_entry(store, "a")[0] == "adapter-new"
+    put("adapter-other", 500, backbone="tiny-roberta")
+    with pytest.raises(ConfigError, match="trained on 2 backbones or datasets") as err:
+        resolve_entry(store, "a")
+    assert "adapter-other" in str(err.value) and "adapter-new" in str(err.value) and "\n" not in str(err.value)
