@@ -6,9 +6,11 @@ cluster's slots, train, and become teachers once ready. Compares methods on onbo
     python experiments/tenants.py --config experiments/configs/tenants.yaml --methods fusion,adapter_distillation
     python experiments/tenants.py stream.seed=3 execution.slots=4    # key=value overrides
     python experiments/tenants.py --local                           # in-process, no Ray (debugging)
+    python experiments/tenants.py --quiet                           # results only (--verbose: also Ray's, transformers')
     ray job submit --working-dir . -- python experiments/tenants.py
 
 Phases train on the Ray Train phase pool (sized to execution.slots) unless --local is given.
+Progress lines go to stderr, results to stdout, as with `cl-sim`.
 
 Writes runs/tenants-<config hash>/: tenants.parquet (one row per (method, task)), summary.json,
 config.yaml, attention.parquet and report.md (+ onboarding timeline PNG).
@@ -27,6 +29,7 @@ from cl_sim.config import config_hash, derive, load, save_config
 from cl_sim.errors import CLSimError
 from cl_sim.execution import open_session
 from cl_sim.io import atomic_write_json, atomic_write_parquet
+from cl_sim.progress import NORMAL, QUIET, VERBOSE, say, set_verbosity
 from cl_sim.report import write_report
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -43,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--address", default=None, help="existing Ray cluster (auto, host:port); default: $RAY_ADDRESS, "
                                                    "else a new local one")
     p.add_argument("--local", action="store_true", help="phases in this process instead of on Ray Train (debugging)")
+    p.add_argument("--quiet", action="store_true", help="results only: no progress lines (CI)")
+    p.add_argument("--verbose", action="store_true", help="also transformers' and Ray's own output")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     return p.parse_args(argv)
 
@@ -95,23 +100,23 @@ def run(args: argparse.Namespace) -> Path:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     cfgs = {m: derive(cfg, {"method.name": m}) for m in methods}  # each validated like a loaded config
     tasks = load_tasks(cfg)
-    log = lambda m: print(f"    {m}", flush=True)  # noqa: E731
+    log = lambda m: say(f"    {m}")  # noqa: E731 - progress: stderr, silent with --quiet
     with open_session(cfg, tasks, default="ray", parallel=cfg.execution.slots or 1, log=log) as session:
         cfg, executor = session.cfg, session.executor  # the pool: a slot per timeline slot, every method
         events = stream_events(cfg, tasks)  # one stream, every method
         out = Path(cfg.output.dir) / (cfg.output.name or f"tenants-{config_hash(cfg)}")
-        print(f"tenants: {len(events)} arrivals from {len({e.tenant for e in events})} tenants over "
+        say(f"tenants: {len(events)} arrivals from {len({e.tenant for e in events})} tenants over "
               f"{cfg.stream.horizon:g} s on {cfg.execution.slots} slots ({cfg.backbone.name}, "
-              f"{cfg.execution.executor} executor); methods {', '.join(methods)}", flush=True)
+              f"{cfg.execution.executor} executor); methods {', '.join(methods)}")
         for e in events:
-            print(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
+            say(f"  t={e.time:8.2f}  {e.tenant:<8} {e.task}")
         rows, attention = [], []
         costs = cost_model(cfg, Store(cfg.execution.store_dir))  # fitted once: every method, one clock
         for method, mcfg in cfgs.items():
-            print(f"== {method}", flush=True)
+            say(f"== {method}")
             before = (executor.trained, executor.reused)
             rec = run_timeline(mcfg, tasks, executor, events, run_id=f"{method}-seed{cfg.training.seed}",
-                               log=lambda m: print(f"  {m}", flush=True), costs=costs)
+                               log=lambda m: say(f"  {m}"), costs=costs)
             rows += rec.rows
             attention += [{"method": method, **a} for a in rec.attention]
             print(f"  phases trained {executor.trained - before[0]}, reused from the store {executor.reused - before[1]}")
@@ -132,6 +137,7 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    set_verbosity(QUIET if args.quiet else VERBOSE if args.verbose else NORMAL)  # as `cl-sim --quiet/--verbose`
     start = time.perf_counter()
     try:
         run(args)
