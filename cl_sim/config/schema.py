@@ -284,6 +284,9 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """The whole tree. `tasks`: the loader gives an absent key the default stream (`default_tasks`);
+    an empty list fails `validate`."""
+
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
