@@ -38,7 +38,7 @@ class Kind:
     # FALLBACK wall seconds per example pass for the timeline's cost model (model assembly, forward +
     # backward, dev evaluation included), used only where `stream.seconds_per_example` gives no
     # calibration: MiniLM-L6, max_length 64, batch 32, 2 CPU threads, 256 synthetic examples x 1 epoch,
-    # 1-3 fused adapters (+-40% run to run); measured phases replace it (`cl_sim.sim.costs`)
+    # 1-3 fused adapters (`timeline.measured_seconds_per_example`; +-40% run to run)
     seconds_per_example: float = 0.1
     pass_cost: Callable[[Any], float] = lambda spec: 1.0  # cost of a pass relative to a one-adapter pass
 
