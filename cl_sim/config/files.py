@@ -60,7 +60,10 @@ class Studies:
         return tuple(s.name for s in self.studies)
 
     def __getitem__(self, name: str) -> Study:
-        return next(s for s in self.studies if s.name == name)
+        for study in self.studies:
+            if study.name == name:
+                return study
+        raise KeyError(name)
 
     def __iter__(self):
         return iter(self.studies)
