@@ -139,11 +139,11 @@ def _same_setting(meta: dict, cfg: Config) -> bool:
     return on_cpu != cfg.execution.use_gpu
 
 
-def measured_phases(store, cfg: Config) -> dict[str, list[Sample]]:
-    """The store's phases trained with this config's backbone, max_length, adapter and precision, on
-    CPU (or on a GPU with `execution.use_gpu`), per kind, as samples for `fit_kind`."""
+def measured_phases(store, cfg: Config, keys: Optional[Sequence[str]] = None) -> dict[str, list[Sample]]:
+    """The store's phases (or only `keys`) trained with this config's backbone, max_length, adapter
+    and precision, on CPU (or on a GPU with `execution.use_gpu`), per kind, as samples for `fit_kind`."""
     out: dict[str, list[Sample]] = {}
-    for key in sorted(store.keys()):
+    for key in sorted(set(store.keys() if keys is None else keys)):
         try:
             meta = store.meta(key)
         except StoreError:
@@ -191,12 +191,13 @@ def fallback_model(cfg: Config) -> CostModel:
     return CostModel(kinds, cfg.stream.phase_overhead_s)
 
 
-def cost_model(cfg: Config, store=None) -> CostModel:
-    """Configured, else measured on `store` (`measured_phases`), else fallback, per kind."""
+def cost_model(cfg: Config, store=None, keys: Optional[Sequence[str]] = None) -> CostModel:
+    """Configured, else measured on `store` (`measured_phases`, over `keys` if given), else
+    fallback, per kind."""
     base = fallback_model(cfg)
     if store is None:
         return base
-    measured = measured_phases(store, cfg)
+    measured = measured_phases(store, cfg, keys)
     kinds = dict(base.kinds)
     for kind, samples in measured.items():
         if kind not in cfg.stream.seconds_per_example and (fit := fit_kind(samples, kind)) is not None:
