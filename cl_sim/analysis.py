@@ -99,8 +99,10 @@ def ordering_effect(tasks: pd.DataFrame, column: str = "final_score") -> pd.Data
             continue
         Y = _by_seed_and_ordering(g, column)
         means = Y.mean()
+        ranked = np.ptp(means.to_numpy()) > 0  # an order-independent method has no best ordering
         rows.append({"method": method, **stats.ordering_row(stats.ordering_test(Y.to_numpy())),
-                     "best ordering": means.idxmax(), "worst ordering": means.idxmin()})
+                     "best ordering": means.idxmax() if ranked else "n/a",
+                     "worst ordering": means.idxmin() if ranked else "n/a"})
     return pd.DataFrame(rows)
 
 

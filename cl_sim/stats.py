@@ -258,10 +258,13 @@ def ordering_row(test: OrderingTest) -> dict:
     if test.seeds < 2:
         return {"orderings": test.orderings, "seeds": test.seeds,
                 "ordering effect": "fewer than 2 seeds with every ordering: no test"}
-    verdict = "shown (F-test p < 0.05)" if test.shown else "not shown: within seed noise"
+    independent = math.isnan(test.F)  # no score moved with the ordering (ST-A, a reference): nothing to test
+    verdict = ("n/a: order-independent (each seed scores the same under every ordering)" if independent
+               else "shown (F-test p < 0.05)" if test.shown else "not shown: within seed noise")
     return {"orderings": test.orderings, "seeds": test.seeds,
-            "p (permutation within seeds)": f"{test.p_perm:.3g} ({test.permutations} shuffles, "
-                                            f"smallest possible {test.p_perm_floor:.3g})",
-            "p (F-test)": f"{test.p_F:.3g}", "ordering share of variance (95% CI)": test.fmt_share(),
+            "p (permutation within seeds)": "n/a" if independent else f"{test.p_perm:.3g} ({test.permutations} "
+                                            f"shuffles, smallest possible {test.p_perm_floor:.3g})",
+            "p (F-test)": "n/a" if independent else f"{test.p_F:.3g}",
+            "ordering share of variance (95% CI)": test.fmt_share(),
             "spread best - worst, points": f"{test.spread:.2f}",
             "spread from seed noise alone, points": f"{test.spread_null:.2f}", "ordering effect": verdict}

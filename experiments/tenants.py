@@ -6,7 +6,7 @@ cluster's slots, train, and become teachers once ready. Compares methods on onbo
     python experiments/tenants.py --config experiments/configs/tenants.yaml --methods fusion,adapter_distillation
     python experiments/tenants.py stream.seed=3 execution.slots=4    # key=value overrides
     python experiments/tenants.py --local                           # in-process, no Ray (debugging)
-    python experiments/tenants.py --quiet                           # results only (--verbose: also Ray's, transformers')
+    python experiments/tenants.py --quiet                           # results only; --verbose: Ray's, transformers' too
     ray job submit --working-dir . -- python experiments/tenants.py
 
 Phases train on the Ray Train phase pool (sized to execution.slots) unless --local is given.

@@ -174,3 +174,20 @@ def test_transfer_plot_draws_points_against_both_controls_not_exploding_kt(tmp_p
     # a study without the work-matched control keeps its two panels
     older = dict(report._transfer_series(tasks.drop(columns="ref_work_score")))
     assert list(older) == ["score - ST-A reference (points)", "score - step-matched ST-A (points)"]
+
+
+def test_an_order_independent_method_reads_n_a_not_nan_in_the_ordering_table(tmp_path):
+    """ST-A scores the same under every ordering: no p-value, no best ordering; "n/a" and why."""
+    rows = [dict(run_id=f"{m}/{seed}/{o}", method=m, seed=seed, ordering=o, task=t, position=o.index(t) // 2,
+                 final_score=0.6 + 0.02 * seed + (0.01 * (seed % 2) + 0.02 * (o == "a>b") if m == "i2i" else 0.0),
+                 diag_score=0.7, kt=np.nan, forgetting=0.0, trainable_params=10, inference_params=100,
+                 stored_bytes=40, wall_s=1.0, teachers="", teacher_count=0, low_shot_fraction=1.0)
+            for m in ("st_a", "i2i") for seed in range(3) for o in ("a>b", "b>a") for t in "ab"]
+    path = report.write_report(tmp_path, tasks=pd.DataFrame(rows))
+    text = path.read_text()
+    ordering = text[text.index("## Ordering analysis"):]
+    st_a = next(line for line in ordering.splitlines() if line.startswith("| st_a"))
+    assert "nan" not in ordering.lower().replace("n/a", "")
+    assert "n/a: order-independent" in st_a and "a>b" not in st_a and "| 0.00 " in st_a  # spread 0
+    i2i = next(line for line in ordering.splitlines() if line.startswith("| i2i"))
+    assert "order-independent" not in i2i and "a>b" in i2i
