@@ -1,4 +1,4 @@
-"""Markdown report and PNG plots from the results tables (SPEC §4).
+"""Markdown report and PNG plots from the results tables.
 
 Inputs are the pandas tables written by the simulator ("matrix", "tasks" and optionally
 "attention" and "tenants"; see ``write_report``). Plots use matplotlib's Agg canvas directly

@@ -1,4 +1,4 @@
-"""Task sources (SPEC §2): synthetic tasks, local files, Hugging Face datasets, and batching.
+"""Task sources: synthetic tasks, local files, Hugging Face datasets, and batching.
 
 ``hf`` imports ``datasets`` only when called; nothing here imports Ray.
 """

@@ -1,4 +1,4 @@
-"""Tasks from Hugging Face ``datasets``: a hub name, or a locally saved DatasetDict (SPEC §2).
+"""Tasks from Hugging Face ``datasets``: a hub name, or a locally saved DatasetDict.
 
 ``datasets`` is imported inside the function, so the rest of ``cl_sim`` works without it.
 Validation is the same as for local files (``files.task_from_tables``).

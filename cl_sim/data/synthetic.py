@@ -1,4 +1,4 @@
-"""Built-in synthetic task family: deterministic, seeded, no files (SPEC §2).
+"""Built-in synthetic task family: deterministic, seeded, no files.
 
 Every task is a text classification over short "sentences" of common English filler
 words with one to three *signal* words inserted. A hidden rule maps each signal word to

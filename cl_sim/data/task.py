@@ -1,4 +1,4 @@
-"""Tasks as plain frozen data: texts, labels and what the metric needs (SPEC §1, §2)."""
+"""Tasks as plain frozen data: texts, labels and what the metric needs."""
 from __future__ import annotations
 
 import hashlib
