@@ -108,7 +108,8 @@ def main(argv=None) -> int:
     out = Path(args.results) if args.results else default
     titles = {n: study.title for n, study in studies.items()}
     previous = out.read_text() if out.exists() else ""  # studies not finished here keep their section
-    finished = [{**s, "teachers": studies[s["name"]].teachers}  # the verdict's columns
+    finished = [{**s, "teachers": studies[s["name"]].teachers,  # the verdict's columns
+                 "note": studies[s["name"]].note or s.get("note", "")}  # the file's note, as it reads now
                 for s in finished_studies(out_dir, list(titles))]
     atomic_write_text(out, results_markdown(finished, titles, previous))
     print(f"results: {out}")

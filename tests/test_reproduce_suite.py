@@ -45,3 +45,12 @@ def test_every_study_loads_and_strong_teachers_outsize_their_targets(path):
                 targets = [b or 10**9 for b in budgets["target"]]
                 assert teacher >= 1000 and all(4 * b <= teacher for b in targets if b < 10**9), (name, budgets)
                 assert len(sweep.seeds) >= 3
+
+
+def test_cut_cpu_studies_note_their_cuts_and_where_their_rates_come_from():
+    """RESULTS.md prints a study's `note` under its scale: the CPU strong-teacher studies say what
+    was cut and that their adapter rate is the teachers' dev-split search's, the rate they run."""
+    studies = _reproduce().load_studies(str(SUITES[0]), [], False, True)
+    for name in ("strong_nli", "weak_nli", "strong_sentiment_similar"):
+        note, lr = studies[name].note, studies[name].config.training.lr
+        assert "lr_search_teachers" in note and f"adapter lr {lr:g}" in note, name

@@ -4,7 +4,7 @@ returns `Loaded(config, sweep, studies)`; every entry point goes through it (`lo
 
     run config     backbone:, tasks:, training:, ...              -> (Config, None, None)
     sweep file     a run config + `sweep:`                        -> (Config, SweepConfig, None)
-    reproduction   `base:` (a run config) + `studies:` {name: {title, config, sweep, teachers}}
+    reproduction   `base:` (a run config) + `studies:` {name: {title, config, sweep, teachers, note}}
                                                                   -> (base Config, None, Studies)
 
 Order: the file; with `smoke=True` (`--smoke-test`) `SMOKE`, then the file's own `smoke:` section
@@ -36,7 +36,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # the experiment conf
 # own tasks, and every task's own budget is cut to the smoke's `training` (`_smoke`).
 SMOKE = {"backbone": {"name": "tiny-bert", "max_length": 32}, "training": {"epochs": 1, "batch_size": 16},
          "tasks": [{"name": f"syn_{f}", "family": f, "n_train": 32, "n_dev": 32, "n_test": 32} for f in "abc"]}
-STUDY_KEYS = ("title", "config", "sweep", "teachers")
+STUDY_KEYS = ("title", "config", "sweep", "teachers", "note")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Study:
     config: Config
     sweep: SweepConfig
     teachers: str = "weak"  # RESULTS.md's verdict table: the weak- or strong-teacher column
+    note: str = ""  # RESULTS.md: a line under the study's scale (what was cut, how its rates were chosen)
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ def _studies(tree: dict, pairs: list[tuple[str, Any]], smoke: bool) -> Loaded:
                                   + (f", got '{sorted(set(study) - set(STUDY_KEYS))[0]}'" if isinstance(study, dict) else ""))
             cfg, sweep_tree = one(study.get("config") or {}, {**(study.get("sweep") or {}), "name": name})
             loaded.append(Study(name, str(study.get("title", name)), cfg, sweep_from_tree(sweep_tree, cfg),
-                                str(study.get("teachers", "weak"))))
+                                str(study.get("teachers", "weak")), str(study.get("note", ""))))
         except ConfigError as exc:
             raise ConfigError(f"studies.{name}: {exc}") from None
     return Loaded(one({}, None)[0], None, Studies(tuple(loaded)))
