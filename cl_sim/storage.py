@@ -197,7 +197,8 @@ def check_reachable(root: str | Path, key: str = "execution.store_dir") -> None:
 
     An S3 bucket that does not exist passes only when the URI allows creating it
     (`allow_bucket_creation=true`); it is not created here, so its write permission shows at the
-    first write of the run.
+    first write of the run. On S3, deleting the probe of a store that holds nothing yet leaves the
+    empty folder marker that `Files` creates at the run's start anyway.
     """
     if not is_uri(root):
         _check_folder(key, Path(root))
