@@ -14,7 +14,7 @@ from cl_sim.config import StreamConfig, load_config
 from cl_sim.errors import ConfigError
 from cl_sim.execution.local import LocalExecutor
 from cl_sim.kinds import KINDS
-from cl_sim.sim.costs import Sample, cost_model, fallback_model, fit_kind
+from cl_sim.sim.costs import Sample, cost_model, fallback_model, fit_kind, fit_kinds
 from cl_sim.sim.loop import simulate
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
@@ -145,13 +145,18 @@ def test_cost_fit_recovers_a_known_model_and_says_what_it_could_not_fit():
                [(100, 1, 16), (400, 2, 16), (800, 5, 64), (1600, 3, 32), (200, 4, 80)]]
     fit = fit_kind(samples, "fusion")
     assert (fit.a, fit.b, fit.c, fit.d) == pytest.approx((2.0, 0.01, 0.25, 0.001), rel=1e-6)
-    assert fit.source == "measured (5 phases; teacher term fitted)"
+    assert fit.source == "measured (5 phases of 5 in the fit; teacher term fitted)"
     one_teacher = fit_kind([Sample(p, 1, 16, 1.0 + 0.02 * p) for p in (100, 300, 900)], "fusion")
     assert one_teacher.c is None and one_teacher.a == pytest.approx(1.0) and one_teacher.b == pytest.approx(0.02)
     assert "TEACHER_STEP_COST" in one_teacher.source
     only_one = fit_kind([Sample(500, 1, 16, 5.0)], "adapter")  # one phase: seconds per pass only
     assert (only_one.a, only_one.b) == (0.0, pytest.approx(0.01))
     assert fit_kind([], "adapter") is None and fit_kind([Sample(100, 1, 0, 0.0)], "adapter") is None
+    # several kinds in one fit: a per-pass cost each, the start-up shared
+    both = fit_kinds({"adapter": [Sample(p, 1, 16, 2.0 + 0.01 * p) for p in (100, 400)],
+                      "distill": [Sample(p, 1, 16, 2.0 + 0.03 * p) for p in (200, 600)]})
+    assert (both["adapter"].b, both["distill"].b) == (pytest.approx(0.01), pytest.approx(0.03))
+    assert both["adapter"].a == both["distill"].a == pytest.approx(2.0)
 
 
 class _FakeStore:
@@ -174,7 +179,7 @@ def test_cost_model_is_configured_then_measured_then_fallback():
     metas["other"] = {"phase": {**adapter.to_dict(), "backbone": "tiny-bert"},  # another backbone: not used
                       "execution": {"device_name": "cpu"}, "metrics": {"wall_s": 99.0, "examples": 24}}
     model = cost_model(cfg, _FakeStore(metas))
-    assert model.kinds["adapter"].source == "measured (3 phases)"
+    assert model.kinds["adapter"].source == "measured (3 phases of 3 in the fit)"
     assert model.phase_seconds(adapter, tasks[adapter.task]) == pytest.approx(1.0 + 0.002 * 24 * 2)
     assert model.kinds["head"].source.startswith("configured") and model.kinds["head"].b == 0.5
     assert model.kinds["distill"].source.startswith("fallback")

@@ -13,10 +13,11 @@ to the wall times the store recorded for phases of that kind (`metrics.wall_s`, 
     dev_rows rows scored at the phase's end
     a        model assembly, tokenisation and other per-phase start-up
 
-Fitted as seconds = a + b' passes + e passes (teachers - 1) + d dev_rows, all >= 0, so c = e / b'.
-A term the measurements cannot separate (one teacher count only, one dev size, fewer phases than
-terms) is left out of the fit; the teacher term then falls back to `kinds.fusion.TEACHER_STEP_COST`
-(measured by `benchmarks/multi_teacher.py`) and says so in `source`.
+Fitted in one go over every measured kind (`fit_kinds`): b and e = b x c per kind, a and d shared
+by all kinds (the same model assembly and dev pass), all >= 0. A term the measurements cannot
+separate (one teacher count only, one dev size, fewer phases than terms) is left out of the fit;
+the teacher term then falls back to `kinds.fusion.TEACHER_STEP_COST` (measured by
+`benchmarks/multi_teacher.py`) and says so in `source`.
 
 Where each kind's model comes from, first found wins (`cost_model`), and every row says which:
     configured  `stream.seconds_per_example[kind]`: seconds per pass, a = d = 0
@@ -101,31 +102,45 @@ class Sample:
     wall_s: float
 
 
-def fit_kind(samples: Sequence[Sample], kind: str = "") -> Optional[KindCost]:
-    """Non-negative least squares over the terms `samples` can separate; None if they cannot give a
-    positive cost per pass."""
+def fit_kinds(measured: dict[str, Sequence[Sample]]) -> dict[str, KindCost]:
+    """One non-negative least-squares fit over every kind's samples: a per-pass cost b per kind and
+    a teacher term e per kind whose teacher counts vary, with the per-phase start-up a and the
+    per-dev-row cost d shared by all kinds (the same model assembly and dev pass), each only where
+    the samples can separate it. Kinds whose fitted cost per pass is not positive are left out."""
     from scipy.optimize import nnls
 
-    if not samples:
-        return None
-    passes = np.array([s.passes for s in samples], float)
-    teach = np.array([s.passes * (s.teachers - 1) for s in samples], float)
-    dev = np.array([s.dev_rows for s in samples], float)
-    cols = {"b": passes}
-    if len(set(passes)) > 1 and len(samples) >= 2:
-        cols["a"] = np.ones(len(samples))
-    if len({s.teachers for s in samples}) > 1 and len(samples) > len(cols):
-        cols["e"] = teach
-    if len(set(dev)) > 1 and len(samples) > len(cols):
-        cols["d"] = dev
-    coef, _ = nnls(np.column_stack(list(cols.values())), np.array([s.wall_s for s in samples], float))
+    rows = [(kind, x) for kind, xs in sorted(measured.items()) for x in xs]
+    if not rows:
+        return {}
+    kinds = sorted({k for k, _ in rows})
+    cols: dict[tuple, np.ndarray] = {("b", k): np.array([x.passes * (kk == k) for kk, x in rows], float)
+                                     for k in kinds}
+    for k in kinds:
+        if len({x.teachers for x in measured[k]}) > 1 and len(rows) > len(cols):
+            cols[("e", k)] = np.array([x.passes * (x.teachers - 1) * (kk == k) for kk, x in rows], float)
+    if len({x.passes for _, x in rows}) > 1 and len(rows) > len(cols):
+        cols[("a", "")] = np.ones(len(rows))
+    if len({x.dev_rows for _, x in rows}) > 1 and len(rows) > len(cols):
+        cols[("d", "")] = np.array([x.dev_rows for _, x in rows], float)
+    coef, _ = nnls(np.column_stack(list(cols.values())), np.array([x.wall_s for _, x in rows], float))
     got = dict(zip(cols, coef))
-    if not got["b"] > 0:
-        return None
-    teacher = ("; teacher term fitted" if "e" in got else
-               "; teacher term: TEACHER_STEP_COST" if kind and hasattr(KINDS[kind].spec(), "teachers") else "")
-    return KindCost(a=float(got.get("a", 0.0)), b=float(got["b"]), c=float(got["e"] / got["b"]) if "e" in got else None,
-                    d=float(got.get("d", 0.0)), source=f"measured ({len(samples)} phases{teacher})")
+    out = {}
+    for k in kinds:
+        b = got[("b", k)]
+        if not b > 0:
+            continue
+        e = got.get(("e", k))
+        teacher = ("; teacher term fitted" if e is not None else
+                   "; teacher term: TEACHER_STEP_COST" if hasattr(KINDS[k].spec(), "teachers") else "")
+        out[k] = KindCost(a=float(got.get(("a", ""), 0.0)), b=float(b), c=None if e is None else float(e / b),
+                          d=float(got.get(("d", ""), 0.0)),
+                          source=f"measured ({len(measured[k])} phases of {len(rows)} in the fit{teacher})")
+    return out
+
+
+def fit_kind(samples: Sequence[Sample], kind: str = "adapter") -> Optional[KindCost]:
+    """`fit_kinds` on one kind's samples; None if they give no positive cost per pass."""
+    return fit_kinds({kind: samples}).get(kind)
 
 
 def _same_setting(meta: dict, cfg: Config) -> bool:
@@ -141,7 +156,7 @@ def _same_setting(meta: dict, cfg: Config) -> bool:
 
 def measured_phases(store, cfg: Config, keys: Optional[Sequence[str]] = None) -> dict[str, list[Sample]]:
     """The store's phases (or only `keys`) trained with this config's backbone, max_length, adapter
-    and precision, on CPU (or on a GPU with `execution.use_gpu`), per kind, as samples for `fit_kind`."""
+    and precision, on CPU (or on a GPU with `execution.use_gpu`), per kind, as samples for `fit_kinds`."""
     out: dict[str, list[Sample]] = {}
     for key in sorted(set(store.keys() if keys is None else keys)):
         try:
@@ -199,7 +214,5 @@ def cost_model(cfg: Config, store=None, keys: Optional[Sequence[str]] = None) ->
         return base
     measured = measured_phases(store, cfg, keys)
     kinds = dict(base.kinds)
-    for kind, samples in measured.items():
-        if kind not in cfg.stream.seconds_per_example and (fit := fit_kind(samples, kind)) is not None:
-            kinds[kind] = fit
+    kinds.update(fit_kinds({k: v for k, v in measured.items() if k not in cfg.stream.seconds_per_example}))
     return CostModel(kinds, base.overhead_s)
