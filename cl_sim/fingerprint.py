@@ -39,7 +39,7 @@ RESULT_MODULES = (
 # `train.py` reaches is in one of the two lists)
 KEYED_ELSEWHERE = (
     "config/*.py", "checks.py", "search_space.py",  # the values a phase uses are in the phase, which the key hashes
-    "data/files.py",  # the data it reads is hashed (`Task.data_hash`, part of the key)
+    "data/files.py", "data/readers.py",  # the data they read is hashed (`Task.data_hash`, part of the key)
     "errors.py", "io.py", "progress.py",  # messages, atomic writes, progress
     "methods/*.py",  # a method only chooses phases (and config checks read its entry): each phase is keyed
     "fingerprint.py",  # this file
