@@ -297,3 +297,15 @@ def test_dropped_empty_texts_are_counted_and_the_rest_validates(tmp_path, capsys
     out, _ = capsys.readouterr()
     assert "task 'f': dropped 1 train row(s) with empty text" in caplog.text
     assert "ok  f: classification, 2 labels, metric accuracy (dev 2, train 3)" in out
+
+
+def test_a_sweep_checks_its_store_before_starting_ray(tmp_path, monkeypatch, capsys):
+    """`cl-sim sweep` runs the same reachability check as validate/run, before any Ray start-up."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    args = [a for a in _s3_store_on_a_closed_port(tmp_path, monkeypatch) if a.startswith("execution.store_dir=")]
+    capsys.readouterr()
+    assert main(["sweep", "task_order", "--smoke-test", f"output.dir={tmp_path / 'out'}", *args]) == 2
+    assert "execution.store_dir: cannot reach or write s3://bucket/store" in _one_error_line(capsys)
+    assert not (tmp_path / "out").exists() and not any(work.iterdir())
