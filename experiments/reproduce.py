@@ -5,9 +5,9 @@ compute-matched controls, and write docs/RESULTS.md from the tables.
     python experiments/reproduce.py --studies nli          # one study (nli ~15 min, orderings ~70 min,
                                                            # orderings_ff ~60 min more on 2 cores)
     python experiments/reproduce.py --studies strong_nli   # issue 28, strong teachers (1,000 rows on CPU) ->
-                                                           # small targets: strong_nli 29 min measured on 2
-                                                           # shared cores (load 15-45); weak_nli (its 200-row
-                                                           # twin) and strong_sentiment_* in RESULTS.md
+                                                           # small targets: strong_nli 29 min, weak_nli (its
+                                                           # 200-row twin, reusing its ST-A phases) 15 min,
+                                                           # measured on 2 shared cores (load 15-45)
     python experiments/reproduce.py --config experiments/configs/reproduce_gpu.yaml   # papers' scale, GPU
     python experiments/reproduce.py --smoke-test           # tiny model, a few examples: minutes, for CI
     python experiments/reproduce.py --results-only         # rewrite RESULTS.md from the finished tables
