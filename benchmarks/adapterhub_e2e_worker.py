@@ -43,8 +43,8 @@ def run_cl_sim(args) -> dict:
     from cl_sim.methods.base import MethodContext
     from cl_sim.store import Store
 
-    overrides = [f"backbone.max_length={args.length}", "adapter.kind=pfeiffer", f"training.epochs={args.epochs}",
-                 f"training.batch_size={args.batch}", f"training.lr={args.lr}",
+    overrides = [f"backbone.name={args.model}", f"backbone.max_length={args.length}", "adapter.kind=pfeiffer",
+                 f"training.epochs={args.epochs}", f"training.batch_size={args.batch}", f"training.lr={args.lr}",
                  f"training.max_train_examples={args.examples}", "training.dev_examples=null",
                  f"method.fusion.lr={args.fusion_lr}", f"method.fusion.head_lr={args.fusion_lr}", "method.name=fusion"]
     if not args.recipe:

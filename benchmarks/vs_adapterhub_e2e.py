@@ -2,8 +2,9 @@
 (MiniLM, Pfeiffer r16, CPU), in our library and in AdapterHub's `adapters`, each doing the same work.
 
     python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python
-    python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --examples 300 --epochs 1 --reps 1  # quick
+    python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --examples 300 --epochs 1 --reps 1
     python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --recipe  # recipe comparison
+    python benchmarks/vs_adapterhub_e2e.py --adapterhub-python /tmp/ahvenv/bin/python --smoke   # tiny random BERT
 
 The AdapterHub venv (it pins transformers 4.x): `python3 -m venv /tmp/ahvenv`, then
 `/tmp/ahvenv/bin/pip install torch==2.13.0` first (the local CPU wheel, as scripts/setup.sh does),
@@ -59,6 +60,21 @@ def rows_file(path: Path, data_root: str, examples: int, length: int) -> dict:
         dev_labels[name] = (task.metric, dev.labels, task.num_labels)
     path.write_text(json.dumps(data))
     return dev_labels
+
+
+def tiny_model(folder: Path) -> Path:
+    """A tiny random BERT (MiniLM's tokenizer) saved where both venvs can load it (`--smoke`)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from cl_sim.backbone import minilm_path
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def run_side(lib: str, python: str, common: list[str], store: Path, dev: dict) -> dict:
@@ -120,17 +136,25 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--recipe", action="store_true", help="each side's defaults (a recipe comparison)")
+    p.add_argument("--smoke", action="store_true", help="a tiny random BERT, 32 rows, 1 epoch, 1 repetition")
     args = p.parse_args()
     from cl_sim.backbone import minilm_path
 
-    common = ["--model", str(minilm_path()), "--data-root", args.data_root, "--examples", str(args.examples),
+    tmp_dir = tempfile.TemporaryDirectory()
+    tmp = tmp_dir.name
+    model = minilm_path()
+    if args.smoke:
+        model = tiny_model(Path(tmp) / "tiny-bert")
+        args.examples, args.epochs, args.reps = 32, 1, 1
+    common = ["--model", str(model), "--data-root", args.data_root, "--examples", str(args.examples),
               "--epochs", str(args.epochs), "--threads", str(args.threads)] + (["--recipe"] if args.recipe else [])
     kind = "recipe comparison (each side's defaults)" if args.recipe else "like for like"
-    print(f"{kind}: SICK -> CB -> fusion(SICK, CB) on CB: MiniLM, pfeiffer r16, {args.examples} training "
+    backbone = "tiny random BERT" if args.smoke else "MiniLM"
+    print(f"{kind}: SICK -> CB -> fusion(SICK, CB) on CB: {backbone}, pfeiffer r16, {args.examples} training "
           f"examples max, {args.epochs} epoch(s), batch 32, length 128, lr 1e-3 (fusion 3e-4), {args.threads} "
           f"threads, {args.reps} interleaved repetition(s), one process per stage")
     runs: dict[str, list[dict]] = {"cl_sim": [], "adapterhub": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tmp_dir:
         data = Path(tmp) / "rows.json"
         dev = rows_file(data, args.data_root, args.examples, 128)
         common += ["--data", str(data)]

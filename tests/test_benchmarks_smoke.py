@@ -1,5 +1,6 @@
 """The benchmarks a user reruns to check docs/PERFORMANCE.md still run (--smoke: tiny random BERT,
 synthetic tasks, seconds) and print their tables; the numbers themselves are measured, not tested."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# AdapterHub's `adapters` pins transformers 4.x, so it lives in a venv of its own (vs_adapterhub_e2e.py)
+ADAPTERHUB_PYTHON = Path(os.environ.get("CL_SIM_ADAPTERHUB_PYTHON", "/tmp/ahvenv/bin/python"))
 
 
 @pytest.mark.parametrize("script,expect", [
@@ -38,3 +41,18 @@ def test_gpu_check_help_says_what_it_asserts():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Asserted" in done.stdout and "--bf16-tol" in done.stdout
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "cb").is_dir(), reason="../shared/data is not beside the repo")
+def test_adapterhub_e2e_smoke_prints_the_like_for_like_table():
+    """Both libraries run SICK -> CB -> fusion on a tiny random BERT, one process per stage."""
+    if not ADAPTERHUB_PYTHON.exists() or subprocess.run(
+            [str(ADAPTERHUB_PYTHON), "-c", "import adapters, accelerate, datasets"], capture_output=True).returncode:
+        pytest.skip(f"no AdapterHub venv at {ADAPTERHUB_PYTHON} (CL_SIM_ADAPTERHUB_PYTHON)")
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vs_adapterhub_e2e.py"), "--smoke",
+                           "--adapterhub-python", str(ADAPTERHUB_PYTHON)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1150)  # ~1 min idle; far more on a busy box
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "like for like" in done.stdout and "| all stages | - |" in done.stdout, done.stdout[-2000:]
+    assert "| fusion_cb | 32 |" in done.stdout, done.stdout[-2000:]
