@@ -97,6 +97,18 @@ def comparisons(tasks: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([_paired_row(label, iv, paper) for label, paper, iv in claim_intervals(tasks)])
 
 
+def by_teacher_count(tasks: pd.DataFrame) -> pd.DataFrame:
+    """`comparisons` once per teacher count of a teacher-count sweep (methods without teachers, ST-A,
+    on every count's side): a count's own intervals, not a mean over counts; empty without a sweep."""
+    counts = sorted(tasks["teacher_count"].dropna().unique()) if "teacher_count" in tasks else []
+    if len(counts) < 2:
+        return pd.DataFrame()
+    rows = [comparisons(tasks[(tasks["teacher_count"] == c) | tasks["teacher_count"].isna()]).assign(teachers=int(c))
+            for c in counts]
+    table = pd.concat(rows, ignore_index=True)
+    return table[["teachers"] + [c for c in table.columns if c not in ("teachers", "paper")]]  # paper: above
+
+
 def reading(iv: stats.Interval, comparison: str) -> str:
     """One line that says only what the interval allows (`A - B, scope`: A above / below B, or no
     difference shown and how large one could be)."""
@@ -238,6 +250,7 @@ def study_section(s: dict) -> str:
         lines += ["### Training size per task", "", markdown_table(sizes), ""]
     lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
     for title, table in (("Comparisons the papers make", comparisons(tasks)),
+                         ("The same comparisons per teacher count", by_teacher_count(tasks)),
                          ("Knowledge transfer, against ST-A and the step- and work-matched ST-A", transfer(tasks)),
                          ("Ordering effect, tested against seed noise", ordering_effect(tasks)),
                          ("Costs", costs(tasks)),

@@ -178,3 +178,18 @@ def stats_interval(mean, low, high, n):
     from cl_sim.stats import Interval
 
     return Interval(mean, low, high, n)
+
+
+def test_a_teacher_count_sweep_gets_each_counts_own_intervals():
+    from cl_sim.results_md import by_teacher_count
+
+    t = _strong_tasks()
+    t["teacher_count"] = np.nan  # ST-A and full FT: no teachers, on every count's side
+    fusion = t[t["method"] == "fusion"]
+    doubled = fusion.assign(teacher_count=2.0, diag_score=2 * fusion["diag_score"] - 0.6)  # twice the gain
+    t = pd.concat([t[t["method"] != "fusion"], fusion.assign(teacher_count=1.0), doubled], ignore_index=True)
+    table = by_teacher_count(t).set_index(["teachers", "comparison"])
+    assert table.loc[(1, "Fusion - ST-A, small"), "difference, points (95% CI)"] == "4.00 ± 2.48"
+    assert table.loc[(2, "Fusion - ST-A, small"), "difference, points (95% CI)"] == "8.00 ± 4.97"
+    assert "paper" not in table  # the section's comparisons above cite the papers
+    assert by_teacher_count(_strong_tasks()).empty  # no sweep, no table
