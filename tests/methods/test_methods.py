@@ -30,35 +30,56 @@ def run(method, store_dir, *overrides, config=TRANSFER):
     return run_stream(cfg, tasks, ex, ordering(cfg), log=lambda m: None), ex
 
 
+class Runs(dict):
+    """method -> (record, executor) of the related stream, each run when a test first asks for it
+    (a test's time limit then covers its own method's run and matched controls, not all four)."""
+
+    def __init__(self, store):
+        super().__init__()
+        self.store = store
+
+    def __missing__(self, method):
+        self[method] = run(method, self.store)
+        return self[method]
+
+
 @pytest.fixture(scope="module")
 def transfer_runs(tmp_path_factory):
-    store = tmp_path_factory.mktemp("store")
-    return {m: run(m, store) for m in ("st_a", "fusion", "i2i", "adapter_distillation")}
+    return Runs(tmp_path_factory.mktemp("store"))  # one store: the methods share the ST-A references
 
 
-# What these can and cannot show. The teacher methods spend more optimizer steps on `small` than ST-A
-# (I2I and AdapterDistillation 140 against 20 here), so "beats ST-A" passes on extra steps alone. The
-# control that separates them is the step-matched ST-A (`ref_matched_score`: ST-A on the task alone for
-# at least as many optimizer steps; it matches steps, not work: a fusion or distillation step costs
-# more). On this tiny stream it closes most of the gap: seeds 0-2, method - step-matched ST-A in points
-# on `small`: related fusion +1.5/+0.5/+1.5, i2i +1.0/-3.5/-0.5, AD +3.0/+4.5/+1.5; unrelated fusion
-# +2.0/+2.0/+4.0, i2i +2.5/+1.5/-7.0, AD +2.5/+6.0/+3.0 (200 test rows: 1 point = 2 rows). One seed
-# cannot show transfer beyond extra steps, so the tests assert what one seed can: each method learns
-# the task (well above chance), beats plain ST-A on the related stream, and stays within 3 points of
-# the step-matched control on either stream (a bound that fails, e.g. i2i on unrelated seed 2).
+# What these can and cannot show. The teacher methods spend more training on `small` than ST-A
+# (fusion 40 optimizer steps, I2I and AdapterDistillation 140, against ST-A's 20), so "beats ST-A"
+# passes on extra training alone. The control that separates them is the work-matched ST-A
+# (`ref_work_score`, `cl_sim.references`: ST-A on the task alone for as many example-passes through
+# the backbone as the method's phases made, a fusion pass over k adapters and the distillation
+# teacher's forward counted at their cost: 48 epochs for fusion, 145-149 for I2I and AD). Seeds 0-2,
+# method - work-matched ST-A in points on `small` (200 test rows: 1 point = 2 rows; mean +- 95% t):
+#   related:   fusion +1.5/-0.5/+0.5 (+0.50 +- 2.48), i2i +1.0/-3.5/-0.5 (-1.00 +- 5.69),
+#              AD +3.0/+4.5/+1.5 (+3.00 +- 3.73)
+#   unrelated: fusion 0.0/+1.5/+2.0 (+1.17 +- 2.59), i2i +4.0/+1.0/-7.0 (-0.67 +- 14.13),
+#              AD +4.5/+5.5/+4.0 (+4.67 +- 1.90)
+# (step-matched: the same on the related stream but fusion +1.5/+0.5/+1.5; unrelated fusion
+# +2.0/+2.0/+4.0, i2i +2.5/+1.5/-7.0, AD +2.5/+6.0/+3.0). No rule-specific transfer is shown: AD's
+# one interval above 0 is on the unrelated stream. One seed cannot show transfer, so the tests assert
+# what one seed can: each method and its control learn the task (well above chance), the method
+# beats plain ST-A on the related stream, and it is within WITHIN of the work-matched control on
+# either stream - a bound the seeds above show failing (i2i, unrelated, seed 2: -7.0).
 CHANCE_MARGIN = 0.10  # at least 10 points above a 2-class random guesser
+WITHIN = 0.03  # at most 3 points below the work-matched control
 
 
 @pytest.mark.parametrize("method", ["fusion", "i2i", "adapter_distillation"])
-def test_transfer_methods_beat_plain_st_a_and_hold_against_step_matched_st_a_on_small_related_task(
+def test_transfer_methods_beat_plain_st_a_and_hold_against_work_matched_st_a_on_small_related_task(
         transfer_runs, method):
     rec, _ = transfer_runs[method]
     base, _ = transfer_runs["st_a"]
     last = rec.tasks[-1]
     assert rec.R[-1, -1] > last["random_score"] + CHANCE_MARGIN
-    assert rec.R[-1, -1] > base.R[-1, -1] and last["kt"] > 0  # vs plain ST-A: extra steps may explain it
-    assert last["train_steps"] > base.tasks[-1]["train_steps"]  # ... which is why the matched control exists
-    assert rec.R[-1, -1] >= last["ref_matched_score"] - 0.03
+    assert last["ref_work_score"] > last["random_score"] + CHANCE_MARGIN  # the control learned the task too
+    assert rec.R[-1, -1] > base.R[-1, -1] and last["kt"] > 0  # vs plain ST-A: extra training may explain it
+    assert last["train_steps"] > base.tasks[-1]["train_steps"]  # ... which is why the matched controls exist
+    assert rec.R[-1, -1] >= last["ref_work_score"] - WITHIN
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +88,14 @@ def unrelated_store(tmp_path_factory):
 
 
 @pytest.mark.parametrize("method", ["fusion", "i2i", "adapter_distillation"])
-def test_transfer_methods_lose_at_most_a_few_points_to_step_matched_st_a_on_unrelated_tasks(unrelated_store, method):
+def test_transfer_methods_lose_at_most_a_few_points_to_work_matched_st_a_on_unrelated_tasks(unrelated_store, method):
     unrelated = ROOT / "experiments" / "configs" / "unrelated_tiny.yaml"
     rec, _ = run(method, unrelated_store, config=unrelated)
     last = rec.tasks[-1]
     assert rec.R[-1, -1] > last["random_score"] + CHANCE_MARGIN
-    assert rec.R[-1, -1] >= last["ref_matched_score"] - 0.03  # not plain ST-A: 120 fewer steps, 16-28 points lower
+    assert last["ref_work_score"] > last["random_score"] + CHANCE_MARGIN
+    # not plain ST-A: it trains a fifth of the work and scores 16-28 points lower, so the bound could never fail
+    assert rec.R[-1, -1] >= last["ref_work_score"] - WITHIN
 
 
 def test_inference_params_equal_st_a_for_distilled_methods_and_grow_for_fusion(transfer_runs):
