@@ -44,7 +44,7 @@ def test_gpu_check_help_says_what_it_asserts():
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "cb").is_dir(), reason="../shared/data is not beside the repo")
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "cb").is_dir(), reason="no ../shared/data")
 def test_adapterhub_e2e_smoke_prints_the_like_for_like_table():
     """Both libraries run SICK -> CB -> fusion on a tiny random BERT, one process per stage."""
     if not ADAPTERHUB_PYTHON.exists() or subprocess.run(
