@@ -7,7 +7,8 @@ compute-matched controls, and write docs/RESULTS.md from the tables.
     python experiments/reproduce.py --studies strong_nli   # issue 28, strong teachers (1,000 rows on CPU) ->
                                                            # small targets: strong_nli 29 min, weak_nli (its
                                                            # 200-row twin, reusing its ST-A phases) 15 min,
-                                                           # measured on 2 shared cores (load 15-45)
+                                                           # strong_sentiment_similar 13 min, _random 4 min,
+                                                           # strong_targets_ft 4 min (2 shared cores, load 12-45)
     python experiments/reproduce.py --config experiments/configs/reproduce_gpu.yaml   # papers' scale, GPU
     python experiments/reproduce.py --smoke-test           # tiny model, a few examples: minutes, for CI
     python experiments/reproduce.py --results-only         # rewrite RESULTS.md from the finished tables
