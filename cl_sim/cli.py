@@ -52,13 +52,14 @@ def print_run(rec, out: Path) -> None:
         table.add_row(name, *[f"{x:.3f}" if x == x else "" for x in rec.R[i]])
     console.print(table)
     per_task = Table(title="per task")
-    for col in ("task", "diag", "final", "ref", "KT", "KT vs matched", "forgetting", "infer. params", "teachers"):
+    for col in ("task", "diag", "final", "ref", "KT", "KT vs step-matched", "KT vs work-matched", "forgetting",
+                "infer. params", "teachers"):
         per_task.add_column(col, justify="right")
     fmt = lambda x, f="{:.3f}": "-" if x is None or x != x else f.format(x)  # noqa: E731
     for r in rec.tasks:
-        per_task.add_row(r["task"], fmt(r["diag_score"]), fmt(r["final_score"]), fmt(r["ref_score"]),
-                         fmt(r["kt"], "{:+.1f}"), fmt(r.get("kt_matched"), "{:+.1f}"), fmt(r["forgetting"], "{:.1f}"), f"{r['inference_params']:,}",
-                         r["teachers"] or "-")
+        kts = (fmt(r.get(k), "{:+.1f}") for k in ("kt", "kt_matched", "kt_work"))
+        per_task.add_row(r["task"], fmt(r["diag_score"]), fmt(r["final_score"]), fmt(r["ref_score"]), *kts,
+                         fmt(r["forgetting"], "{:.1f}"), f"{r['inference_params']:,}", r["teachers"] or "-")
     console.print(per_task)
     s = rec.summary
     console.print("summary: " + "  ".join(f"{k}={fmt(v)}" for k, v in s.items()))
