@@ -11,7 +11,7 @@ Prints the arrivals both runs finished, B - A on `final_score` (mean, mean |diff
 and the mean final score per ordering both finished (same orderings, same seed, same data on both
 sides: only what differs between the configs differs).
 
-Seeds are the replicates (`cl_sim.stats`): the 95% t-interval is over the per-seed mean differences,
+Seeds are the replicates (`cl_sim.report.stats`): the 95% t-interval is over the per-seed mean differences,
 printed only with two or more seeds. Arrivals are not replicates: they share prefix adapters (`mr`
 after `sst2>subj` is trained from the same `sst2` adapter as every other arrival after `sst2`), the
 seed and the data, so an interval over them would be too narrow. With one seed the script says so
@@ -28,7 +28,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cl_sim.stats import mean_ci  # noqa: E402
+from cl_sim.report.stats import mean_ci  # noqa: E402
 
 
 def tasks_of(folders: list[Path]) -> pd.DataFrame:

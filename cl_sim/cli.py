@@ -206,7 +206,7 @@ def cmd_sweep(args: list[str]) -> int:
 
 
 def print_sweep(res, wall_s: float) -> None:
-    from cl_sim.analysis import headline
+    from cl_sim.report.analysis import headline
     from cl_sim.sweep import report_tasks
 
     print(f"\n{headline(report_tasks(res.tables))}\n", flush=True)
@@ -278,7 +278,7 @@ def cmd_report(args: list[str]) -> int:
     import pandas as pd
 
     from cl_sim.errors import ConfigError
-    from cl_sim.report import write_report
+    from cl_sim.report.run import write_report
 
     if len(args) != 1 or not Path(args[0]).is_dir():
         raise ConfigError(f"report: expected one results folder, got {' '.join(args) or 'nothing'}")

@@ -273,7 +273,7 @@ def write_sweep(out: Path, cfg: Config, sweep: SweepConfig, tables: dict[str, pd
                 ) -> dict[str, Path]:
     """Every file atomically (tables, config, counts), then the report."""
     from cl_sim.io import atomic_write_json, atomic_write_parquet
-    from cl_sim.report import write_report
+    from cl_sim.report.run import write_report
 
     paths = {"config": out / "config.yaml", "sweep": out / "sweep.json", "counts": out / "counts.json"}
     save_config(cfg, paths["config"])

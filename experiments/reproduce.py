@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from cl_sim.errors import CLSimError
     from cl_sim.execution import ray_tune
     from cl_sim.io import atomic_write_json, atomic_write_text
-    from cl_sim.results_md import machine_line, results_markdown
+    from cl_sim.report.results_md import machine_line, results_markdown
     from cl_sim.sweep import trials_for
 
     args = parse_args(argv)

@@ -30,7 +30,7 @@ from cl_sim.errors import CLSimError
 from cl_sim.execution import open_session
 from cl_sim.io import atomic_write_json, atomic_write_parquet
 from cl_sim.progress import NORMAL, QUIET, VERBOSE, say, set_verbosity
-from cl_sim.report import write_report
+from cl_sim.report.run import write_report
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
 from cl_sim.timeline import cost_model, run_timeline, stream_events, summarize

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cl_sim import analysis
+from cl_sim.report import analysis
 
 
 def _rows():
@@ -60,7 +60,7 @@ def test_ordering_effect_is_not_shown_on_noise_and_is_shown_on_a_real_effect():
 
 
 def test_report_renders_the_heatmap(tmp_path):
-    from cl_sim.report import write_report
+    from cl_sim.report.run import write_report
 
     tasks = _rows().assign(kt=np.nan, forgetting=np.nan, inference_params=1, stored_bytes=1, trainable_params=1)
     md = write_report(tmp_path, tasks=tasks)

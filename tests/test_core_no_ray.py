@@ -9,7 +9,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "cl_sim"
 CORE = ["cl_sim", "cl_sim.config", "cl_sim.simulate", "cl_sim.cli", "cl_sim.methods", "cl_sim.train",
         "cl_sim.phases", "cl_sim.store", "cl_sim.tasks", "cl_sim.metrics", "cl_sim.results", "cl_sim.timeline",
-        "cl_sim.report", "cl_sim.execution.local"]
+        "cl_sim.report.run", "cl_sim.execution.local"]
 RAY_IMPORT = re.compile(r"^\s*(import\s+ray\b|from\s+ray\b)", re.MULTILINE)
 
 

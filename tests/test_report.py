@@ -1,11 +1,12 @@
-"""cl_sim.report on small hand-made tables: files exist, are PNGs, and the report links them."""
+"""cl_sim.report (plots, run) on small hand-made tables: files exist, are PNGs, and the report links them."""
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cl_sim import report
+from cl_sim.report import plots, run
+from cl_sim.report.tables import markdown_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TASKS = ("sst2", "rte", "mrpc")
@@ -65,7 +66,7 @@ def _assert_png(path):
 
 
 def test_write_report_all_tables(tmp_path):
-    path = report.write_report(tmp_path / "out", matrix=_matrix_df(), tasks=_tasks_df(),
+    path = run.write_report(tmp_path / "out", matrix=_matrix_df(), tasks=_tasks_df(),
                                attention=_attention_df(), tenants=_tenants_df())
     assert path == tmp_path / "out" / "report.md"
     text = path.read_text()
@@ -81,7 +82,7 @@ def test_write_report_all_tables(tmp_path):
 
 
 def test_write_report_only_present_data(tmp_path):
-    path = report.write_report(tmp_path, matrix=_matrix_df())
+    path = run.write_report(tmp_path, matrix=_matrix_df())
     text = path.read_text()
     assert "accuracy_matrix_" in text
     for absent in ("kt_by_position", "pareto", "attention.png", "tenant_timeline", "## Summary by method"):
@@ -91,13 +92,13 @@ def test_write_report_only_present_data(tmp_path):
 
 
 def test_write_report_empty(tmp_path):
-    text = report.write_report(tmp_path, tasks=pd.DataFrame()).read_text()
+    text = run.write_report(tmp_path, tasks=pd.DataFrame()).read_text()
     assert "No results to report." in text
     assert not list(tmp_path.glob("*.png"))
 
 
 def test_summary_tables_numbers():
-    summary = report.method_summary(_tasks_df()).set_index("method")
+    summary = run.method_summary(_tasks_df()).set_index("method")
     assert summary.loc["i2i", "runs"] == 2
     assert summary.loc["i2i", "final_score"] == pytest.approx(0.75)
     # i2i KT per run over the tasks with teachers (position 0 is ST-A by construction):
@@ -107,20 +108,20 @@ def test_summary_tables_numbers():
     # the controls' KT likewise: 2 x KT on every row -> 16; the first arrivals' 999 never enter
     tasks = _tasks_df()
     tasks["kt_work"] = np.where(tasks["position"] > 0, 2 * tasks["kt"], 999.0)
-    assert report.method_summary(tasks).set_index("method").loc["i2i", "kt_work"] == pytest.approx(16.0)
+    assert run.method_summary(tasks).set_index("method").loc["i2i", "kt_work"] == pytest.approx(16.0)
     assert summary.loc["st_a", "stored_bytes"] == 120_000  # 3 tasks * 40_000 per run
 
-    stream = report.stream_summary(_matrix_df()).set_index("run_id")
+    stream = run.stream_summary(_matrix_df()).set_index("run_id")
     # st_a/seed0 final row: 0.56, 0.68, 0.8 -> avg 0.68; BWT: (0.56-0.6 + 0.68-0.7) / 2 = -0.03
     assert stream.loc["st_a/seed0", "avg_accuracy"] == pytest.approx(0.68)
     assert stream.loc["st_a/seed0", "bwt"] == pytest.approx(-0.03)
 
-    tenants = report.tenant_summary(_tenants_df()).set_index("method")
+    tenants = run.tenant_summary(_tenants_df()).set_index("method")
     assert tenants.loc["i2i", "tenants"] == 2
     assert tenants.loc["i2i", "onboarding_p50_s"] == pytest.approx(7.0)
     assert tenants.loc["i2i", "bytes_per_tenant"] == pytest.approx(1500)  # acme 2000, beta 1000
 
-    top = report.attention_summary(_attention_df()).set_index("task")
+    top = run.attention_summary(_attention_df()).set_index("task")
     assert top.loc["mrpc", "top_teacher"] == "sst2"
     assert top.loc["mrpc", "mean_weight"] == pytest.approx(0.7)
 
@@ -128,7 +129,7 @@ def test_summary_tables_numbers():
 def test_pareto_front():
     pts = pd.DataFrame({"params": [1, 2, 3, 4], "score": [0.5, 0.4, 0.7, 0.6]}, index=list("abcd"))
     # b is beaten by a (cheaper and better), d by c
-    assert list(report.pareto_front(pts).index) == ["a", "c"]
+    assert list(plots.pareto_front(pts).index) == ["a", "c"]
 
 
 @pytest.mark.parametrize("without_tabulate", [False, True])
@@ -136,18 +137,18 @@ def test_markdown_table_formats_nan_and_pipes(monkeypatch, without_tabulate):
     if without_tabulate:
         monkeypatch.setitem(sys.modules, "tabulate", None)  # import now raises ImportError
     df = pd.DataFrame({"name": ["a|b"], "x": [np.nan], "n": [123456], "f": [0.123456]})
-    text = report.markdown_table(df)
+    text = markdown_table(df)
     assert "n/a" in text and "a\\|b" in text and "123,456" in text and "0.1235" in text
     assert text.count("\n") == 2  # header, rule, one row
 
 
 def test_plot_curve_rejects_unknown_x(tmp_path):
     with pytest.raises(ValueError):
-        report.plot_curve(_tasks_df(), "seed", tmp_path / "x.png")
+        plots.plot_curve(_tasks_df(), "seed", tmp_path / "x.png")
 
 
 def test_report_html_is_one_self_contained_page(tmp_path):
-    from cl_sim.report import write_report
+    from cl_sim.report.run import write_report
 
     matrix = pd.DataFrame([{"run_id": "r", "method": "st_a", "seed": 0, "ordering": "a>b", "arrival": i,
                             "task": t, "position": j, "score": 0.5 + 0.1 * i}
@@ -164,15 +165,15 @@ def test_transfer_plot_draws_points_against_both_controls_not_exploding_kt(tmp_p
     # teachers) left out
     tasks = _tasks_df().assign(ref_score=0.52, random_score=0.5, diag_score=0.53, ref_matched_score=0.535,
                                ref_work_score=0.54, kt=50.0)
-    series = dict(report._transfer_series(tasks[tasks["position"] > 0]))
+    series = dict(plots.transfer_series(tasks[tasks["position"] > 0]))
     assert list(series) == ["score - ST-A reference (points)", "score - step-matched ST-A (points)",
                             "score - work-matched ST-A (points)"]
     assert series["score - ST-A reference (points)"].to_numpy() == pytest.approx(1.0)
     assert series["score - step-matched ST-A (points)"].to_numpy() == pytest.approx(-0.5)
     assert series["score - work-matched ST-A (points)"].to_numpy() == pytest.approx(-1.0)
-    _assert_png(report.plot_kt_by_position(tasks, tmp_path / "kt.png"))
+    _assert_png(plots.plot_kt_by_position(tasks, tmp_path / "kt.png"))
     # a study without the work-matched control keeps its two panels
-    older = dict(report._transfer_series(tasks.drop(columns="ref_work_score")))
+    older = dict(plots.transfer_series(tasks.drop(columns="ref_work_score")))
     assert list(older) == ["score - ST-A reference (points)", "score - step-matched ST-A (points)"]
 
 
@@ -183,7 +184,7 @@ def test_an_order_independent_method_reads_n_a_not_nan_in_the_ordering_table(tmp
                  diag_score=0.7, kt=np.nan, forgetting=0.0, trainable_params=10, inference_params=100,
                  stored_bytes=40, wall_s=1.0, teachers="", teacher_count=0, low_shot_fraction=1.0)
             for m in ("st_a", "i2i") for seed in range(3) for o in ("a>b", "b>a") for t in "ab"]
-    path = report.write_report(tmp_path, tasks=pd.DataFrame(rows))
+    path = run.write_report(tmp_path, tasks=pd.DataFrame(rows))
     text = path.read_text()
     ordering = text[text.index("## Ordering analysis"):]
     st_a = next(line for line in ordering.splitlines() if line.startswith("| st_a"))

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from cl_sim.results_md import comparisons, ordering_effect, results_markdown, transfer
+from cl_sim.report.results_md import comparisons, ordering_effect, results_markdown, transfer
 
 
 def _tasks() -> pd.DataFrame:
@@ -147,7 +147,7 @@ def _strong_tasks() -> pd.DataFrame:
 
 
 def test_verdicts_put_weak_and_strong_teachers_side_by_side_and_read_only_the_interval():
-    from cl_sim.results_md import VERDICT_HEADING, reading, verdicts
+    from cl_sim.report.results_md import VERDICT_HEADING, reading, verdicts
 
     meta = {"command": "cmd", "seeds": [0, 1, 2], "wall_s": 60, "trials": 9}
     weak = {**meta, "name": "weak", "title": "Weak", "tasks": _tasks()}
@@ -175,13 +175,13 @@ def test_verdicts_put_weak_and_strong_teachers_side_by_side_and_read_only_the_in
 
 
 def stats_interval(mean, low, high, n):
-    from cl_sim.stats import Interval
+    from cl_sim.report.stats import Interval
 
     return Interval(mean, low, high, n)
 
 
 def test_a_teacher_count_sweep_gets_each_counts_own_intervals():
-    from cl_sim.results_md import by_teacher_count
+    from cl_sim.report.results_md import by_teacher_count
 
     t = _strong_tasks()
     t["teacher_count"] = np.nan  # ST-A and full FT: no teachers, on every count's side

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cl_sim import stats
+from cl_sim.report import stats
 from cl_sim.data.task import Split, Task
 
 

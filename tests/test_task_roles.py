@@ -7,7 +7,7 @@ import pytest
 from cl_sim.config import load_config, ordering
 from cl_sim.errors import ConfigError
 from cl_sim.execution.local import LocalExecutor
-from cl_sim.results_md import targets
+from cl_sim.report.results_md import targets
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks

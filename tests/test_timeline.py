@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cl_sim import report
+from cl_sim.report import run as report
 from cl_sim.config import StreamConfig, load_config
 from cl_sim.errors import ConfigError
 from cl_sim.execution.local import LocalExecutor

@@ -342,7 +342,7 @@ def confirm(cfg: Config, sweep: SweepConfig, outcome: Outcome, out: Path, log: L
             status: Optional[Callable[[], dict]]) -> dict:
     """Re-run the search's best config on fresh seeds. The best of N noisy trials is biased upward
     (it won partly by luck); the same config on seeds the search never saw is not."""
-    from cl_sim.stats import mean_ci
+    from cl_sim.report.stats import mean_ci
 
     scored = [r for r in outcome.reports if not math.isnan(final_metric(r, sweep.metric))]
     if not scored:

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 @dataclass(frozen=True)
 class Claim:
-    """A comparison the method's paper makes, re-measured in docs/RESULTS.md (`cl_sim.results_md`):
+    """A comparison the method's paper makes, re-measured in docs/RESULTS.md (`cl_sim.report.results_md`):
     this method minus `versus`, paired over seeds."""
 
     versus: str  # the method compared against

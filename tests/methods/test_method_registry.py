@@ -60,7 +60,7 @@ def test_a_method_s_paper_claims_come_from_its_registry_entry(monkeypatch):
     import pandas as pd
 
     from cl_sim.methods import Claim
-    from cl_sim.results_md import comparisons
+    from cl_sim.report.results_md import comparisons
 
     monkeypatch.setitem(METHODS, "toy", dataclasses.replace(toy_method.METHOD, title="Toy",
                                                           claims=(Claim("st_a", "Toy et al.: +1 point"),)))

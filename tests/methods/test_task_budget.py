@@ -10,7 +10,7 @@ from cl_sim.execution.local import LocalExecutor
 from cl_sim.methods.base import MethodContext
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
-from cl_sim.tables import training_sizes
+from cl_sim.report.tables import training_sizes
 from cl_sim.tasks import load_tasks
 
 # a teacher on all its rows for 2 epochs, a target on 8 rows for the default epoch

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cl_sim import stats
+from cl_sim.report import stats
 
 
 def _preceding(row) -> list[str]:
@@ -166,7 +166,7 @@ def headline(tasks: pd.DataFrame) -> str:
     """What a sweep prints when it ends: each method over seeds (mean ± 95% t-interval), each
     method minus ST-A per task (paired by seed and ordering, flagged where the interval includes 0),
     and the ordering effect. `tasks` is the report's tasks table."""
-    from cl_sim.tables import markdown_table
+    from cl_sim.report.tables import markdown_table
 
     parts = [markdown_table(stats.seed_table(tasks, ("final_score", "kt", "kt_matched", "kt_work")))]
     if "st_a" in set(tasks["method"]) and tasks["method"].nunique() > 1:

@@ -5,7 +5,7 @@
     #            "tasks": DataFrame}, ...]  (experiments/reproduce.py: one study.json per finished study)
 
 Each comparison the seed papers make is computed where its methods ran, as a paired difference
-over seeds (same data, same seed for both sides) with a 95% t-interval (`cl_sim.stats`), and
+over seeds (same data, same seed for both sides) with a 95% t-interval (`cl_sim.report.stats`), and
 printed beside the paper's own figure. Where ours disagree the table says so; the likely reasons
 are listed once at the top of the file (scale: MiniLM and a few hundred examples, not BERT-base
 on full GLUE). Scores are in points (x100).
@@ -17,9 +17,9 @@ from typing import Optional
 
 import pandas as pd
 
-from cl_sim import stats
+from cl_sim.report import stats
 from cl_sim.methods import METHODS
-from cl_sim.tables import markdown_table, training_sizes
+from cl_sim.report.tables import markdown_table, training_sizes
 
 # the papers' figures (from ../shared/seeds/*.md) are the `claims` of each method's registry entry
 BUDGET_BYTES = 10_000_000
@@ -209,7 +209,7 @@ def forgetting(tasks: pd.DataFrame) -> pd.DataFrame:
 
 HEADER = [
     "# Results: the seed papers re-measured", "",
-    "_Written by `experiments/reproduce.py` (`cl_sim/results_md.py`) from the suite's tables; do not edit "
+    "_Written by `experiments/reproduce.py` (`cl_sim/report/results_md.py`) from the suite's tables; do not edit "
     "by hand. Differences are paired over seeds (same data and seed on both sides) with a 95% t-interval; "
     "a difference whose interval includes 0 is not shown to exist. Two compute-matched controls separate "
     "transfer from extra training: the **step-matched** ST-A (`ref_matched_score`, `kt_matched`) trains on "
