@@ -24,7 +24,7 @@ from cl_sim import metrics
 from cl_sim.config import Config
 from cl_sim.data.task import Task
 from cl_sim.methods import METHODS, Prior  # noqa: F401 (Prior re-exported)
-from cl_sim.references import References, references
+from cl_sim.sim.references import References, references
 from cl_sim.sim.arrivals import (arrive, attention_rows, deployment_costs, own_bytes,  # noqa: F401 (re-exported)
                                 phase_rows, pick_teachers)
 from cl_sim.sim.costs import fallback_model

@@ -32,7 +32,7 @@ import numpy as np
 from cl_sim import metrics
 from cl_sim.config import Config
 from cl_sim.data.task import Task
-from cl_sim.references import References
+from cl_sim.sim.references import References
 from cl_sim.sim.costs import CostModel, cost_model, phase_passes
 from cl_sim.sim.loop import Trace, simulate
 from cl_sim.sim.schedule import ArrivalEvent, Schedule, ordering_events, poisson_events, stream_events

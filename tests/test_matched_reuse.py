@@ -1,11 +1,11 @@
-"""The compute-matched controls (cl_sim/references.py) ask for whole epochs: `min_steps` only adds
+"""The compute-matched controls (cl_sim/sim/references.py) ask for whole epochs: `min_steps` only adds
 whole epochs, so a control whose floor adds none is ST-A's own phase, and controls of the same
 epochs are one phase, trained once (issue 28: a teacher's controls; one per epoch count)."""
 import pytest
 
 from cl_sim.config import load_config, ordering
 from cl_sim.execution.local import LocalExecutor
-from cl_sim.references import matched_reference_scores
+from cl_sim.sim.references import matched_reference_scores
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks

@@ -47,7 +47,7 @@ def transfer_matrix(tasks: pd.DataFrame, method: str, against: str | None = None
     """teacher x target, points. Default: the target's score when the teacher came before it minus
     when it did not. `against="ref_matched_score"` / `"ref_work_score"`: the target's score when the
     teacher came before it minus the step- / work-matched ST-A control on the same rows (transfer
-    beyond extra optimizer steps / extra training work, `cl_sim.references`).
+    beyond extra optimizer steps / extra training work, `cl_sim.sim.references`).
     Both are computed per seed, then averaged; NaN where one side never happened. With
     `with_interval`, cells are `stats.Interval`s (95% t over seeds) instead of floats."""
     g = tasks[tasks["method"] == method]

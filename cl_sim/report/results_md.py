@@ -23,7 +23,7 @@ from cl_sim.report.tables import markdown_table, training_sizes
 
 # the papers' figures (from ../shared/seeds/*.md) are the `claims` of each method's registry entry
 BUDGET_BYTES = 10_000_000
-# the compute-matched controls a teacher method's rows carry (`cl_sim.references`): column, name
+# the compute-matched controls a teacher method's rows carry (`cl_sim.sim.references`): column, name
 CONTROLS = (("ref_matched_score", "step-matched ST-A"), ("ref_work_score", "work-matched ST-A"))
 KT_LABELS = (("kt", "KT vs ST-A, % (95% CI)"), ("kt_matched", "KT vs step-matched ST-A, % (95% CI)"),
              ("kt_work", "KT vs work-matched ST-A, % (95% CI)"))
@@ -215,7 +215,7 @@ HEADER = [
     "transfer from extra training: the **step-matched** ST-A (`ref_matched_score`, `kt_matched`) trains on "
     "the task alone for at least as many optimizer steps as the method spent on it; the **work-matched** "
     "ST-A (`ref_work_score`, `kt_work`) for at least as many example-passes through the backbone (a fusion "
-    "pass over N adapters and the distillation teacher's forward counted at their cost, `cl_sim/references.py`). "
+    "pass over N adapters and the distillation teacher's forward counted at their cost, `cl_sim/sim/references.py`). "
     "Study titles that say \"compute-matched\" mean these controls. KT means average only the tasks that had "
     "teachers and say how many rows they left out. Studies accumulate: a run writes the "
     "sections of the studies it finished and keeps the others' sections as their last finished run wrote "

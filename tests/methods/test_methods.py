@@ -51,7 +51,7 @@ def transfer_runs(tmp_path_factory):
 # What these can and cannot show. The teacher methods spend more training on `small` than ST-A
 # (fusion 40 optimizer steps, I2I and AdapterDistillation 140, against ST-A's 20), so "beats ST-A"
 # passes on extra training alone. The control that separates them is the work-matched ST-A
-# (`ref_work_score`, `cl_sim.references`: ST-A on the task alone for as many example-passes through
+# (`ref_work_score`, `cl_sim.sim.references`: ST-A on the task alone for as many example-passes through
 # the backbone as the method's phases made, a fusion pass over k adapters and the distillation
 # teacher's forward counted at their cost: 48 epochs for fusion, 145-149 for I2I and AD). Seeds 0-2,
 # method - work-matched ST-A in points on `small` (200 test rows: 1 point = 2 rows; mean +- 95% t):

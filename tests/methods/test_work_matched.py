@@ -1,4 +1,4 @@
-"""The work-matched ST-A control (`cl_sim.references`): an arrival's work in example-passes follows
+"""The work-matched ST-A control (`cl_sim.sim.references`): an arrival's work in example-passes follows
 the definition, the control trains ST-A for that work, and it is never shorter than the
 step-matched control where the method's steps carry full batches."""
 import math
@@ -10,7 +10,7 @@ from cl_sim.config import load_config, ordering
 from cl_sim.execution.local import LocalExecutor
 from cl_sim.kinds.fusion import TEACHER_STEP_COST
 from cl_sim.methods.base import MethodContext
-from cl_sim.references import FORWARD_SHARE, phase_work, work_matched_steps
+from cl_sim.sim.references import FORWARD_SHARE, phase_work, work_matched_steps
 from cl_sim.simulate import run_stream
 from cl_sim.store import Store
 from cl_sim.tasks import load_tasks
