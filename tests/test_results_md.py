@@ -193,3 +193,11 @@ def test_a_teacher_count_sweep_gets_each_counts_own_intervals():
     assert table.loc[(2, "Fusion - ST-A, small"), "difference, points (95% CI)"] == "8.00 ± 4.97"
     assert "paper" not in table  # the section's comparisons above cite the papers
     assert by_teacher_count(_strong_tasks()).empty  # no sweep, no table
+
+
+def test_the_machine_line_names_the_cpu_and_its_vector_extensions():
+    from cl_sim.report.results_md import cpu_model, machine_line
+
+    model = cpu_model()
+    assert model and "(" in model and model.endswith(")")  # "<name> (<extensions or 'no AVX2'>)"
+    assert model in machine_line() and "CPU cores" in machine_line()

@@ -12,6 +12,8 @@ on full GLUE). Scores are in points (x100).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 from typing import Optional
 
@@ -126,7 +128,7 @@ def reading(iv: stats.Interval, comparison: str) -> str:
 
 def verdicts(studies: list[dict]) -> pd.DataFrame:
     """The seed papers' claims, weak- vs strong-teacher studies side by side (a study's `teachers`:
-    `strong` where its teachers trained on thousands of rows, else weak): per comparison and regime,
+    `strong` where its teachers trained on many times its targets' rows, else weak): per comparison and regime,
     each study's interval and its reading, `study: ...` joined by `; `."""
     cells: dict[str, dict] = {}
     for s in studies:
@@ -228,7 +230,7 @@ HEADER = [
 
 VERDICT_HEADING = "## Verdicts: each seed claim with weak and strong teachers"
 VERDICT_NOTE = ("_From the studies finished in this run's output folder. Weak teachers: every task, teachers "
-                "included, trained on a few hundred rows; strong: teachers on thousands (each study's training-size "
+                "included, trained on a few hundred rows; strong: teachers on 1,000 rows or more, several times their targets (each study's training-size "
                 "table). A reading says only what its interval allows: an interval that includes 0 shows no "
                 "difference, and does not show that there is none._")
 
@@ -246,7 +248,7 @@ def study_section(s: dict) -> str:
              f"Machine: {s.get('machine', 'n/a')}; finished "
              f"{s.get('finished', 'n/a')}" + (f"  \nNote: {s['note']}" if s.get("note") else ""), ""]
     sizes = training_sizes(tasks)
-    if not sizes.empty:  # teachers on thousands of rows, targets on a few hundred: the regime is in the table
+    if not sizes.empty:  # teachers on many rows, targets on few: the regime is in the table
         lines += ["### Training size per task", "", markdown_table(sizes), ""]
     lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
     for title, table in (("Comparisons the papers make", comparisons(tasks)),
@@ -314,4 +316,23 @@ def machine_line() -> str:
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.node() or 'host'}: {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
+    return (f"{platform.node() or 'host'}: {cpu_model()}, {os.cpu_count()} CPU cores, {gpu}, "
+            f"torch {torch.__version__}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name and the vector extensions that set CPU training speed (Linux's
+    /proc/cpuinfo; elsewhere `platform.processor()`), e.g. "AMD EPYC 9R14 (AVX2, AVX-512F, AVX-512-BF16)"."""
+    import platform
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "CPU model unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or "CPU model unknown")
+    flags = next((set(line.split(":", 1)[1].split()) for line in info.splitlines() if line.startswith("flags")),
+                 set())
+    ext = [label for flag, label in (("avx2", "AVX2"), ("avx512f", "AVX-512F"), ("avx512_bf16", "AVX-512-BF16"),
+                                     ("amx_bf16", "AMX-BF16")) if flag in flags]
+    return f"{name} ({', '.join(ext) or 'no AVX2'})"
