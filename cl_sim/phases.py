@@ -194,7 +194,7 @@ def encoded(task: Task, split: str, tokenizer, max_length: int, indices: Optiona
     return _ENCODED[key]
 
 
-def _shard(batch: dict, dist: Dist) -> dict:
+def shard_batch(batch: dict, dist: Dist) -> dict:
     """This rank's contiguous slice of a global batch (same global order on every rank), sizes
     differing by at most one. Never empty: when the last batch has fewer examples than ranks, a
     rank without one repeats the batch's last example (an empty shard's loss is NaN, and DDP would
@@ -214,7 +214,7 @@ def to_cpu(states: dict) -> dict:
     return {g: {k: v.detach().cpu() for k, v in part.items()} for g, part in states.items()}
 
 
-def _to(batch: dict, device: str) -> dict:
+def batch_to(batch: dict, device: str) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 

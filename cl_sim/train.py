@@ -15,7 +15,7 @@ from cl_sim.kinds import KINDS
 from cl_sim.kinds.fusion import FUSION, add_fused
 from cl_sim.model import AdaptedModel, autocast
 from cl_sim.progress import phase_bar
-from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, _shard, _to, build_model, dev_indices, encoded,
+from cl_sim.phases import (Dist, Phase, PhaseOutput, StateSource, shard_batch, batch_to, build_model, dev_indices, encoded,
                            fresh_backbone, phase_seed, to_cpu, train_indices)
 
 
@@ -65,7 +65,7 @@ def run_phase(phase: Phase, task: Task, source: StateSource, dist: Optional[Dist
         losses = []
         batches = list(iterate(data, phase.batch_size, shuffle=True, seed=seed + epoch, pad_id=tokenizer.pad_token_id))
         for i, batch in enumerate(batches):
-            batch = _to(_shard(batch, dist), dist.device)
+            batch = batch_to(shard_batch(batch, dist), dist.device)
             with autocast(phase.precision, dist.device):
                 loss = loss_fn(train_model, batch)
             (loss / phase.grad_accum).backward()
@@ -124,7 +124,7 @@ def predict(model: AdaptedModel, data, kind: str, head: str, pad_id: int, device
     order = length_order(data)
     outs = []
     for batch in iterate(data, batch_size, shuffle=False, seed=0, pad_id=pad_id, indices=order):
-        out = model(_to(batch, device), head).float()
+        out = model(batch_to(batch, device), head).float()
         outs.append(out.cpu() if kind == "regression" else out.argmax(-1).cpu())
     pred = torch.cat(outs).numpy()
     restored = np.empty_like(pred)

@@ -162,10 +162,10 @@ def test_states_cross_the_store_boundary_as_cpu_tensors(tmp_path):
 
 @pytest.mark.parametrize("n, world", [(3, 4), (5, 4), (1, 2), (8, 3)])
 def test_no_rank_gets_an_empty_shard(n, world):
-    from cl_sim.phases import Dist, _shard
+    from cl_sim.phases import Dist, shard_batch
 
     batch = {"labels": torch.arange(n), "input_ids": torch.arange(n).unsqueeze(1)}
-    shards = [_shard(batch, Dist(rank=r, world_size=world))["labels"].tolist() for r in range(world)]
+    shards = [shard_batch(batch, Dist(rank=r, world_size=world))["labels"].tolist() for r in range(world)]
     assert all(len(s) >= 1 for s in shards)
     assert sorted({x for s in shards for x in s}) == list(range(n))  # every example is trained on
     if n >= world:

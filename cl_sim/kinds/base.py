@@ -35,10 +35,10 @@ class Kind:
     build: Callable[..., "Built"]  # (phase, task, model, init states or None, source) -> Built
     uses_adapter: bool  # its phases carry the adapter shape and store adapter-side states (the task's own)
     train_mode: bool = False  # the model trains in train mode (dropout on): only an unfrozen backbone does
-    # FALLBACK wall seconds per example pass for the timeline's cost model (model assembly, forward +
-    # backward, dev evaluation included), used only where `stream.seconds_per_example` gives no
-    # calibration: MiniLM-L6, max_length 64, batch 32, 2 CPU threads, 256 synthetic examples x 1 epoch,
-    # 1-3 fused adapters (`timeline.measured_seconds_per_example`; +-40% run to run)
+    # FALLBACK wall seconds per example pass for the simulator's clock (model assembly, forward +
+    # backward, dev evaluation included), used only where neither `stream.seconds_per_example` nor the
+    # store's measured phases give one (`cl_sim.sim.costs`, which labels it): MiniLM-L6, max_length 64,
+    # batch 32, 2 CPU threads, 256 synthetic examples x 1 epoch, 1-3 fused adapters (+-40% run to run)
     seconds_per_example: float = 0.1
     pass_cost: Callable[[Any], float] = lambda spec: 1.0  # cost of a pass relative to a one-adapter pass
 
