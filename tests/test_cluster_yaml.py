@@ -86,8 +86,9 @@ def _installed_ray() -> str:
 def test_ray_is_pinned_to_the_tested_version_everywhere(config):
     tested = _installed_ray()
     pin = f'"ray[default,train,tune]=={tested}"'
+    assert f"ray=={tested}" in (REPO / "scripts" / "constraints.txt").read_text().split()  # what setup.sh installs
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert f"ray = [{pin}]" in pyproject
+    assert 'ray = ["ray[default,train,tune]>=2.60,<2.61"]' in pyproject and tested.startswith("2.60.")  # the range admits it
     for commands in (config["setup_commands"], config["available_node_types"]["gpu_worker"]["worker_setup_commands"]):
         assert pin in " ".join(commands)
     images = [config["docker"]["head_image"], config["docker"]["worker_image"]]

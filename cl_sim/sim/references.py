@@ -66,11 +66,12 @@ def phase_work(store, key: str) -> float:
         passes = float(m["examples"])
         rows, epochs = None, None
     work = passes * kind.pass_cost(phase.spec)
-    if phase.kind == "distill":
-        teacher = Phase.from_dict(store.meta(phase.spec.teacher_fusion)["phase"])
+    teacher_key = getattr(phase.spec, "teacher_fusion", None)  # a distillation's frozen teacher
+    if teacher_key:
+        teacher = Phase.from_dict(store.meta(teacher_key)["phase"])
         cached = m.get("teacher_cached", phase.spec.distill.cache_teacher)
         forwards = rows if (cached and rows) else passes
-        work += forwards * FORWARD_SHARE * KINDS["fusion"].pass_cost(teacher.spec)
+        work += forwards * FORWARD_SHARE * KINDS[teacher.kind].pass_cost(teacher.spec)
     return work
 
 
