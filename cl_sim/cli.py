@@ -182,10 +182,9 @@ def cmd_sweep(args: list[str]) -> int:
     cfg, sweep = load_sweep(path, extra + (["execution.executor=local"] if ns.local else []), smoke=ns.smoke_test)
     trials = trials_for(cfg, sweep)
     from cl_sim.progress import say
-    from cl_sim.storage import check_reachable
+    from cl_sim.preflight import check_destinations
 
-    check_reachable(cfg.output.dir, "output.dir")  # before Ray starts: one line, nothing written
-    check_reachable(cfg.execution.store_dir, "execution.store_dir")
+    check_destinations(cfg)  # before Ray starts: one line, nothing written
 
     if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") and not Path(cfg.output.dir).is_absolute():
         say(f"note: running as a Ray job, relative output.dir/execution.store_dir live in the job's copy "

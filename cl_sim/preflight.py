@@ -17,6 +17,14 @@ from cl_sim.data.task import Task
 from cl_sim.errors import ConfigError
 
 
+def check_destinations(cfg: Config) -> None:
+    """The results folder and the store are reachable and writable (found after training otherwise)."""
+    from cl_sim.storage import check_reachable
+
+    check_reachable(cfg.output.dir, "output.dir")
+    check_reachable(cfg.execution.store_dir, "execution.store_dir")
+
+
 def preflight(cfg: Config) -> dict[str, Task]:
     """Load every task and check the output folders, the device and the backbone; returns the tasks.
 
@@ -26,10 +34,7 @@ def preflight(cfg: Config) -> dict[str, Task]:
     from cl_sim.tasks import load_tasks
 
     check_outputs(cfg)
-    from cl_sim.storage import check_reachable
-
-    check_reachable(cfg.output.dir, "output.dir")  # reachable and writable: found after training otherwise
-    check_reachable(cfg.execution.store_dir, "execution.store_dir")
+    check_destinations(cfg)
     tasks = load_tasks(cfg)
     from cl_sim.execution.base import executor_kind
 
