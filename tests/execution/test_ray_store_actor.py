@@ -31,6 +31,18 @@ def client(tmp_path):
     c.close()
 
 
+def actor_ends(root, timeout: float = 60.0) -> bool:
+    """Whether the store's named actor is gone within `timeout` (it ends asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(actor_name(root), namespace=NAMESPACE)
+        except ValueError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def states(seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     return {"adapter": {"down": torch.randn(4, 2, generator=g)}, "head": {"w": torch.randn(2, generator=g)}}
@@ -51,7 +63,7 @@ def test_a_new_actor_serves_entries_of_an_earlier_session(tmp_path):
     first = RayStoreClient.start(tmp_path / "store")
     first.put("k", states(1), {"metrics": {}})
     first.close()
-    time.sleep(0.5)  # the name is freed once the actor is gone
+    assert actor_ends(tmp_path / "store")  # the name is freed once the actor is gone
     second = RayStoreClient.start(tmp_path / "store")
     try:
         assert second.has("k")
@@ -128,9 +140,7 @@ def test_one_jobs_shutdown_leaves_the_store_to_the_job_still_using_it(tmp_path):
     time.sleep(0.5)
     assert second.has("k") and ray.get(second.actor.claim.remote("j", "pool")) is True  # still serving
     second.close()  # the last user: the actor ends
-    time.sleep(0.5)
-    with pytest.raises(ValueError):
-        ray.get_actor(actor_name(tmp_path / "store"), namespace=NAMESPACE)
+    assert actor_ends(tmp_path / "store")
 
 
 def test_every_client_detaches_so_the_actor_ends_with_its_last_user(tmp_path):
@@ -144,9 +154,7 @@ def test_every_client_detaches_so_the_actor_ends_with_its_last_user(tmp_path):
         t.close()  # idempotent: a second close does not take another user's count
     assert ray.get(driver.actor.users_by_job.remote()) == {ray.get_runtime_context().get_job_id(): 1}
     driver.close()
-    time.sleep(0.5)
-    with pytest.raises(ValueError):
-        ray.get_actor(actor_name(tmp_path / "store"), namespace=NAMESPACE)
+    assert actor_ends(tmp_path / "store")
 
 
 def test_the_actor_name_carries_the_code_version(tmp_path, monkeypatch):
