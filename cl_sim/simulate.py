@@ -41,7 +41,7 @@ class TaskRow:
     task: str
     position: int  # arrival index
     tenant: str
-    role: str  # `TaskConfig.role`: both, teacher (learns alone) or target (never teaches)
+    role: str  # `TaskConfig.role`: both, teacher (learns alone), target or control (never teach)
     teachers: str  # the teacher tasks, comma-separated
     n_teachers: int
     trainable_params: int  # summed over the arrival's phases

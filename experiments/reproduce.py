@@ -109,7 +109,8 @@ def main(argv=None) -> int:
     titles = {n: study.title for n, study in studies.items()}
     previous = out.read_text() if out.exists() else ""  # studies not finished here keep their section
     finished = [{**s, "teachers": studies[s["name"]].teachers,  # the verdict's columns
-                 "note": studies[s["name"]].note or s.get("note", "")}  # the file's note, as it reads now
+                 "note": studies[s["name"]].note or s.get("note", ""),  # the file's note, as it reads now
+                 "tasks": with_controls(s["tasks"], studies[s["name"]].config)}
                 for s in finished_studies(out_dir, list(titles))]
     atomic_write_text(out, results_markdown(finished, titles, previous))
     print(f"results: {out}")
@@ -125,6 +126,17 @@ def scale_line(cfg) -> str:
         examples = f"each task's own training budget (table 'Training size per task'; default {examples})"
     return (f"{cfg.backbone.name}, {cfg.adapter.kind} adapters, {examples}, max length {cfg.backbone.max_length}, "
             f"{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} (adapters) / {t.finetune_lr:g} (full FT)")
+
+
+def with_controls(tasks, cfg):
+    """`tasks` with the negative controls the study's file names now (`role: control`): a control
+    trains as a target does, so a table written before the file named it is relabelled, not rerun."""
+    from cl_sim.config import task_role
+
+    if "role" not in tasks:
+        return tasks
+    named = tasks["task"].map(lambda t: task_role(cfg, t) == "control")
+    return tasks.assign(role=tasks["role"].where(~(named & (tasks["role"] == "target")), "control"))
 
 
 def finished_studies(out_dir: Path, names: list[str]) -> list[dict]:

@@ -124,20 +124,21 @@ def test_the_committed_results_keep_every_section():
         assert previous[start:].split("\n## ")[0] in rewritten
 
 
-def _strong_tasks() -> pd.DataFrame:
-    """A strong-teacher study over 3 seeds: teachers t1, t2 (role teacher), targets small and
-    control (role target). Fusion beats ST-A on `small` by 3 + seed points (3, 4, 5) and equals it
-    on the unrelated `control` up to +-1 point; ST-A - full FT is -1 + seed (-1, 0, +1) per task."""
+def _strong_tasks(unrelated_role: str = "control") -> pd.DataFrame:
+    """A strong-teacher study over 3 seeds: teachers t1, t2 (role teacher), target small (role
+    target) and the unrelated negative control (role `unrelated_role`). Fusion beats ST-A on `small`
+    by 3 + seed points (3, 4, 5) and equals it on `unrelated` up to +-1 point; ST-A - full FT is
+    -1 + seed (-1, 0, +1) per task."""
     rows = []
     for seed in (0, 1, 2):
         for pos, (task, role) in enumerate((("t1", "teacher"), ("t2", "teacher"), ("small", "target"),
-                                            ("control", "target"))):
+                                            ("unrelated", unrelated_role))):
             st = 0.6
-            common = dict(seed=seed, ordering="t1>t2>small>control", task=task, position=pos, role=role,
+            common = dict(seed=seed, ordering="t1>t2>small>unrelated", task=task, position=pos, role=role,
                           run_id=f"{seed}", ref_score=st, random_score=0.5, forgetting=0.0, stored_bytes=100,
                           inference_params_pct=1.0, kt_matched=np.nan, ref_matched_score=np.nan, kt=0.0,
                           n_teachers=0 if role == "teacher" else 2)
-            gain = {"small": 0.03 + 0.01 * seed, "control": 0.01 * (seed - 1)}.get(task, 0.0)
+            gain = {"small": 0.03 + 0.01 * seed, "unrelated": 0.01 * (seed - 1)}.get(task, 0.0)
             rows.append({**common, "method": "st_a", "diag_score": st})
             rows.append({**common, "method": "finetune", "diag_score": st + 0.01 - 0.01 * seed})
             rows.append({**common, "method": "fusion", "diag_score": st + gain})
@@ -158,10 +159,10 @@ def test_verdicts_put_weak_and_strong_teachers_side_by_side_and_read_only_the_in
     assert fusion["strong teachers: reading"] == "strong: Fusion above ST-A by 1.5 to 6.5 points"
     assert fusion["weak teachers, points (95% CI)"] == "not run"  # the weak study had no fusion
     # the unrelated target keeps its own interval, which includes 0: no difference shown, and how large
-    control = v.loc["Fusion - ST-A, control"]
+    control = v.loc["Fusion - ST-A, unrelated (control)"]
     assert control["strong teachers: reading"] == "strong: no difference shown; the data allow -2.5 to +2.5 points"
-    # teachers (role teacher) are not targets: the pooled row averages small and control only
-    assert v.loc["Fusion - ST-A, targets with teachers", "strong teachers, points (95% CI)"].startswith("strong: 2.00")
+    # teachers (role teacher) and the negative control (role control) are not pooled: small alone
+    assert v.loc["Fusion - ST-A, targets with teachers", "strong teachers, points (95% CI)"] == "strong: 4.00 ± 2.48"
     # the weak study's I2I claims sit in the weak column, the strong column says not run
     i2i = v.loc["I2I-FF - ST-A, targets with teachers"]
     assert i2i["weak teachers: reading"] == "weak: I2I-FF above ST-A by 4.5 to 4.5 points"
@@ -201,3 +202,30 @@ def test_the_machine_line_names_the_cpu_and_its_vector_extensions():
     model = cpu_model()
     assert model and "(" in model and model.endswith(")")  # "<name> (<extensions or 'no AVX2'>)"
     assert model in machine_line() and "CPU cores" in machine_line()
+
+
+def test_a_negative_control_is_reported_apart_and_never_pooled():
+    """Role `control`: its own rows in the comparisons (against ST-A and, for a teacher method with
+    matched controls, against both), and in the transfer table; the pooled rows read the targets
+    the teachers should help. With role `target` instead it is pooled (the average of both)."""
+    from cl_sim.report.results_md import comparisons, study_section, targets, transfer
+
+    t = _strong_tasks()
+    t["ref_work_score"] = t["ref_matched_score"] = t["diag_score"] - 0.01  # both controls 1 point below
+    t.loc[t["method"] != "fusion", ["ref_work_score", "ref_matched_score"]] = np.nan
+    assert set(t.loc[targets(t), "task"]) == {"small"}
+    c = comparisons(t).set_index("comparison")["difference, points (95% CI)"]
+    assert c["Fusion - ST-A, targets with teachers"] == "4.00 ± 2.48"
+    assert c["Fusion - ST-A, unrelated (control)"] == "0.00 ± 2.48"
+    assert c["Fusion - work-matched ST-A, unrelated (control)"] == "1.00 ± 0.00"
+    assert c["Fusion - work-matched ST-A, targets with teachers"] == "1.00 ± 0.00"
+    rows = transfer(t).set_index("method")
+    assert rows.loc["fusion", "rows with teachers"] == "3 of 9"  # small only (teachers had none)
+    assert rows.loc["fusion (unrelated, control)", "rows with teachers"] == "3 of 3"
+    section = study_section({"title": "S", "command": "c", "seeds": [0, 1, 2], "wall_s": 60, "trials": 9,
+                             "tasks": t})
+    assert "the negative control (unrelated) included" in section
+    pooled = comparisons(_strong_tasks("target")).set_index("comparison")["difference, points (95% CI)"]
+    assert pooled["Fusion - ST-A, targets with teachers"].startswith("2.00")
+    assert "Fusion - ST-A, unrelated" in pooled
+

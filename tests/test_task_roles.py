@@ -31,5 +31,19 @@ def test_teachers_learn_alone_and_targets_learn_from_teachers_only(tmp_path):
 
 
 def test_a_role_outside_the_three_is_named():
-    with pytest.raises(ConfigError, match=r"tasks\[t1\]\.role: 'student' is not one of both, teacher, target"):
+    with pytest.raises(ConfigError, match=r"tasks\[t1\]\.role: 'student' is not one of both, teacher, target, control"):
         load_config(None, TINY + ["tasks.0.role=student"])
+
+
+def test_a_negative_control_learns_from_the_teachers_and_teaches_no_one(tmp_path):
+    """Role `control` (an unrelated target): taught like a target, never a teacher of a later task."""
+    tasks_ = ("tasks=[{name: t1, family: a, n_train: 24, n_dev: 16, n_test: 16, role: teacher},"
+              " {name: unrelated, family: b, n_train: 16, n_dev: 16, n_test: 16, role: control},"
+              " {name: small, family: a, n_train: 16, n_dev: 16, n_test: 16, role: both}]")
+    cfg = load_config(None, TINY[:-1] + [tasks_, "method.name=fusion"])
+    tasks = load_tasks(cfg)
+    rec = run_stream(cfg, tasks, LocalExecutor(Store(tmp_path / "store"), tasks), ordering(cfg), log=lambda m: None)
+    taught = {r["task"]: r["teachers"] for r in rec.tasks}
+    assert taught == {"t1": "", "unrelated": "t1", "small": "t1"}  # the control taught no one
+    assert {r["task"]: r["role"] for r in rec.tasks}["unrelated"] == "control"
+    assert set(pd.DataFrame(rec.tasks).loc[targets(pd.DataFrame(rec.tasks)), "task"]) == {"small"}

@@ -15,7 +15,7 @@ from cl_sim.config.files import (CONFIGS, SMOKE, Loaded, Studies, Study, config_
 from cl_sim.config.rules import check_resources, machine_cpus, validate
 from cl_sim.config.schema import (FROM_TRAINING, PHASE_KINDS, AdapterConfig, BackboneConfig, Config, ExecutionConfig,
                                   MethodConfig, OutputConfig, StreamConfig, TaskConfig, TrainingConfig,
-                                  default_store_dir, default_tasks, ordering, task_budget, task_role)
+                                  default_store_dir, default_tasks, learns_only, ordering, task_budget, task_role)
 from cl_sim.config.sweep import SweepConfig
 from cl_sim.config.tree import build, merge, parse_overrides, set_dotted
 from cl_sim.methods.adapter_distillation import DistillConfig
@@ -25,6 +25,6 @@ __all__ = ["CONFIGS", "FROM_TRAINING", "PHASE_KINDS", "SMOKE", "AdapterConfig", 
            "DistillConfig", "ExecutionConfig", "FusionConfig", "Loaded", "MethodConfig", "OutputConfig",
            "StreamConfig", "Studies", "Study", "SweepConfig", "TaskConfig", "TrainingConfig", "build",
            "check_resources", "config_from_tree", "config_hash", "config_path", "default_store_dir", "default_tasks",
-           "derive", "load", "load_config", "machine_cpus", "merge", "ordering", "parse_overrides", "read_tree",
+           "derive", "learns_only", "load", "load_config", "machine_cpus", "merge", "ordering", "parse_overrides", "read_tree",
            "read_yaml", "save_config", "set_dotted", "shipped_configs", "sweep_from_tree", "task_budget",
            "task_role", "validate"]

@@ -75,6 +75,7 @@ class MethodConfig:
         fraction("method.low_shot_fraction", self.low_shot_fraction)
 
 
+ROLES = ("both", "teacher", "target", "control")  # `TaskConfig.role`
 FROM_TRAINING = "training"  # a task's budget key left to the `training` section
 
 
@@ -116,13 +117,16 @@ class TaskConfig:
     max_train_examples: Union[int, str, None] = FROM_TRAINING
     epochs: Optional[int] = None  # null = training.epochs
     # `teacher`: learns alone (no teachers), teaches later tasks; `target`: learns from the teachers,
-    # never teaches (several targets share one stream without teaching each other); `both`: the usual
+    # never teaches (several targets share one stream without teaching each other); `control`: a
+    # target the teachers are not expected to help (a negative control, e.g. an unrelated task):
+    # trained as a target, reported on its own and left out of pooled "targets with teachers"
+    # comparisons (`report.results_md`); `both`: the usual
     role: str = "both"
 
     def __post_init__(self):
         key = f"tasks[{self.name}]"
         choice(f"{key}.source", self.source, ("synthetic", "file", "hf", "shared"))
-        choice(f"{key}.role", self.role, ("both", "teacher", "target"))
+        choice(f"{key}.role", self.role, ROLES)
         if self.source == "shared":
             from cl_sim.data.files import SHARED_TASKS
 
@@ -322,6 +326,11 @@ def task_budget(cfg: Config, task: str) -> tuple[Optional[int], int]:
         return t.max_train_examples, t.epochs
     rows = t.max_train_examples if tc.max_train_examples == FROM_TRAINING else tc.max_train_examples
     return rows, tc.epochs if tc.epochs is not None else t.epochs
+
+
+def learns_only(role: str) -> bool:
+    """Whether a task with `role` learns from teachers but never teaches (`target`, `control`)."""
+    return role in ("target", "control")
 
 
 def task_role(cfg: Config, task: str) -> str:

@@ -60,4 +60,4 @@ def arrive(ctx, teachers, history) -> Arrival:
 
 METHOD = Method(arrive, uses_teachers=True, uses_adapters=True, title="Fusion", claims=(
     Claim("st_a", "Pfeiffer et al. 2021 (AdapterFusion): 77.33 vs 76.05 mean; largest gains on small "
-                  "targets (RTE +6.5, MRPC +5.6)"),))
+                  "targets (RTE +6.5, MRPC +5.6)", matched=True),))

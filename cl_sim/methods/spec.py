@@ -18,7 +18,7 @@ class Claim:
     versus: str  # the method compared against
     paper: str  # the paper's own figure
     per_task: bool = False  # one row per task over every position (else: the targets that had teachers)
-    matched: bool = False  # also a row against the method's own step-matched ST-A (`ref_matched_score`)
+    matched: bool = False  # also rows against the step- and work-matched ST-A (`ref_matched_score`, `ref_work_score`)
 
 
 @dataclass(frozen=True)

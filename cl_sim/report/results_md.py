@@ -59,18 +59,31 @@ def title(label: str) -> str:
 
 def targets(tasks: pd.DataFrame) -> pd.Series:
     """Rows of tasks that could have had teachers: every arrival after the first, except tasks whose
-    role is `teacher` (`TaskConfig.role`: they learn alone)."""
+    role is `teacher` (`TaskConfig.role`: they learn alone) and negative controls (role `control`:
+    reported on their own, never pooled with the targets the teachers are expected to help)."""
     later = tasks["position"] > 0
-    return later & (tasks["role"] != "teacher") if "role" in tasks else later
+    return later & ~tasks["role"].isin(["teacher", "control"]) if "role" in tasks else later
+
+
+def controls(tasks: pd.DataFrame) -> list[str]:
+    """The negative-control tasks (role `control`), sorted."""
+    return sorted(tasks.loc[tasks["role"] == "control", "task"].unique()) if "role" in tasks else []
+
+
+def task_label(tasks: pd.DataFrame, task: str) -> str:
+    """`task`, or `task (control)` for a negative control."""
+    return f"{task} (control)" if task in controls(tasks) else task
 
 
 def claim_intervals(tasks: pd.DataFrame) -> list[tuple[str, str, stats.Interval]]:
     """(comparison, paper, paired interval in points) for every paper comparison (`Method.claims`)
     whose methods are in `tasks`: per task where the claim is per task, else over the targets that
-    had teachers and, where tasks have the `target` role, per target too (a negative control, an
-    unrelated target, keeps its own interval)."""
+    had teachers (negative controls left out) and, where tasks have the `target` or `control` role,
+    per such task too (a negative control keeps its own intervals, against ST-A and both matched
+    controls)."""
     methods = set(tasks["method"])
-    named = sorted(tasks.loc[tasks["role"] == "target", "task"].unique()) if "role" in tasks else []
+    named = sorted(tasks.loc[tasks["role"].isin(["target", "control"]), "task"].unique()) if "role" in tasks else []
+    control = controls(tasks)
     out = []
 
     def pair(label, a, b, where, paper, b_column="diag_score"):
@@ -86,11 +99,15 @@ def claim_intervals(tasks: pd.DataFrame) -> list[tuple[str, str, stats.Interval]
             elif claim.versus in methods:
                 pair(f"{versus}, targets with teachers", label, claim.versus, targets, claim.paper)
                 for task in named:
-                    pair(f"{versus}, {task}", label, claim.versus, lambda g, t=task: g["task"] == t, claim.paper)
-            for column, control in CONTROLS:
+                    pair(f"{versus}, {task_label(tasks, task)}", label, claim.versus,
+                         lambda g, t=task: g["task"] == t, claim.paper)
+            for column, name in CONTROLS:
                 if claim.matched and column in tasks and tasks.loc[tasks["method"] == label, column].notna().any():
-                    pair(f"{title(label)} - {control}, targets with teachers", label, label, targets,
+                    pair(f"{title(label)} - {name}, targets with teachers", label, label, targets,
                          claim.paper, b_column=column)
+                    for task in control:
+                        pair(f"{title(label)} - {name}, {task_label(tasks, task)}", label, label,
+                             lambda g, t=task: g["task"] == t, claim.paper, b_column=column)
     return out
 
 
@@ -148,15 +165,19 @@ def transfer(tasks: pd.DataFrame) -> pd.DataFrame:
     """Per teacher method, over seeds: the score minus the step- and the work-matched ST-A in points
     (paired by seed), and KT against ST-A and both controls; only rows that had teachers
     (`stats.had_teachers`: elsewhere KT is 0 by construction), with the count, and per KT column
-    how many of those rows KT left undefined (reference at or below chance)."""
+    how many of those rows KT left undefined (reference at or below chance). A negative control
+    (role `control`) gets rows of its own, never pooled with the other targets."""
     rows = []
     methods = set(tasks["method"])
-    for method in [m for name, entry in METHODS.items() if entry.uses_teachers for m in labels(name, methods)]:
-        all_rows = tasks[tasks["method"] == method]
+    control = tasks["role"] == "control" if "role" in tasks else pd.Series(False, index=tasks.index)
+    groups = [("", ~control)] + [(f" ({t}, control)", tasks["task"] == t) for t in controls(tasks)]
+    for method, (suffix, where) in [(m, grp) for name, entry in METHODS.items() if entry.uses_teachers
+                                    for m in labels(name, methods) for grp in groups]:
+        all_rows = tasks[(tasks["method"] == method) & where]
         g = all_rows[stats.had_teachers(all_rows)]
         if g.empty:
             continue
-        row = {"method": method, "seeds": g["seed"].nunique(),
+        row = {"method": method + suffix, "seeds": g["seed"].nunique(),
                "rows with teachers": f"{len(g)} of {len(all_rows)}"}
         for col, control in CONTROLS:
             if col in g and g[col].notna().any():
@@ -217,7 +238,9 @@ HEADER = [
     "transfer from extra training: the **step-matched** ST-A (`ref_matched_score`, `kt_matched`) trains on "
     "the task alone for at least as many optimizer steps as the method spent on it; the **work-matched** "
     "ST-A (`ref_work_score`, `kt_work`) for at least as many example-passes through the backbone (a fusion "
-    "pass over N adapters and the distillation teacher's forward counted at their cost, `cl_sim/sim/references.py`). "
+    "pass over N adapters and the distillation teacher's forward counted at their cost, `cl_sim/sim/references.py`); "
+    "both train whole epochs, so where the work rounds up to the same epochs as the steps they are one phase "
+    "and their rows agree. "
     "Study titles that say \"compute-matched\" mean these controls. KT means average only the tasks that had "
     "teachers and say how many rows they left out. Studies accumulate: a run writes the "
     "sections of the studies it finished and keeps the others' sections as their last finished run wrote "
@@ -251,6 +274,10 @@ def study_section(s: dict) -> str:
     if not sizes.empty:  # teachers on many rows, targets on few: the regime is in the table
         lines += ["### Training size per task", "", markdown_table(sizes), ""]
     lines += ["### Scores and transfer over seeds", "", markdown_table(stats.seed_table(tasks)), ""]
+    if controls(tasks):  # the KT means above pool every task that had teachers
+        lines += [f"_The KT columns above pool every task that had teachers, the negative control "
+                  f"({', '.join(controls(tasks))}) included; the comparisons and the transfer table below keep "
+                  f"the control apart._", ""]
     for title, table in (("Comparisons the papers make", comparisons(tasks)),
                          ("The same comparisons per teacher count", by_teacher_count(tasks)),
                          ("Knowledge transfer, against ST-A and the step- and work-matched ST-A", transfer(tasks)),

@@ -224,7 +224,8 @@ def ordering_test(Y, limit: int = 5_000, seed: int = 0) -> OrderingTest:
         orderings), so seed-to-seed differences are removed before orderings are compared:
         randomized-block ANOVA, F = MS_ordering / MS_residual on (k-1, (k-1)(n-1)) df, with a
         permutation p-value that shuffles ordering labels within each seed (no normality
-        assumed; with k=2 and 3 seeds there are only 8 shuffles, so p >= 1/8 = 0.125). The share
+        assumed; with k=2 and 3 seeds there are only 8 shuffles, and relabelling every seed alike
+        leaves F unchanged, so p >= 2/8 = 0.25; k=3: 216 shuffles, p >= 6/216). The share
         of variance due to ordering, s = θ/(1+θ) with θ = σ²_o/σ²_e, has the exact interval from
         F / F_crit (θ in [(F/F_.975 - 1)/n, (F/F_.025 - 1)/n], floored at 0): it includes 0
         exactly when the F-test does not reject at 5%. The spread (best - worst mean) is

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from cl_sim.config import Config, task_role
+from cl_sim.config import Config, learns_only, task_role
 from cl_sim.data.task import Task
 from cl_sim.kinds import KINDS
 from cl_sim.methods import METHODS, Arrival, Deployed, Prior
@@ -22,11 +22,11 @@ def arrive(cfg: Config, method: str, task: Task, teachers: Sequence[Prior], hist
 
 def pick_teachers(cfg: Config, task: Task, finished: Sequence[Prior], tasks: dict[str, Task]) -> list[Prior]:
     """The teachers of `task` among the tasks `finished`; none for a method that uses no teachers or
-    a task whose role is `teacher`, and never a task whose role is `target` (`TaskConfig.role`)."""
+    a task whose role is `teacher`, and never a task that only learns (`target`, `control`: `TaskConfig.role`)."""
     m = cfg.method
     if not METHODS[m.name].uses_teachers or task_role(cfg, task.name) == "teacher":
         return []
-    finished = [p for p in finished if task_role(cfg, p.task) != "target"]
+    finished = [p for p in finished if not learns_only(task_role(cfg, p.task))]
     embed = lambda name: task_embedding(tasks[name], cfg.backbone.name, cfg.backbone.max_length)  # noqa: E731
     return select_teachers(finished, m.teacher_count, m.teacher_selection, task.name, cfg.training.seed, embed)
 
