@@ -96,8 +96,9 @@ def test_help_parses_without_importing_ray_or_torch():
     assert proc.returncode == 0, proc.stderr
     assert "cl-sim sweep CONFIG|NAME" in proc.stdout and "--smoke-test" in proc.stdout and "usage: cl-sim" in proc.stdout
     line = proc.stdout.strip().splitlines()[-1]
+    # what keeps help under a second (0.6-0.8 s measured, docs) is importing none of these; the time
+    # itself is printed, not asserted (timings are benchmarks' business, not tests')
     assert line.startswith("HEAVY []"), line
-    assert float(line.split()[-1]) < 1.0  # the import and both helps (not the interpreter's start)
 
 
 def test_show_config_and_validate_read_sweep_files(tmp_path, capsys):
