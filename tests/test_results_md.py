@@ -62,6 +62,17 @@ def test_transfer_and_spread_per_variant():
     # the same +5 on every seed: the F-test shows it; 2 orderings x 3 seeds allow 8 shuffles, p >= 0.25
     assert s.loc[("i2i-FF", "a"), "ordering effect"].startswith("shown")
     assert "smallest possible 0.25" in s.loc[("i2i-FF", "a"), "p (permutation within seeds)"]
+    # the whole stream first (the run's final score), then per task
+    assert ("i2i-FF", "all (final score)") in s.index and s.index[0] == ("i2i-FF", "all (final score)")
+
+
+def test_final_score_per_ordering_with_intervals_for_order_dependent_methods_only():
+    from cl_sim.report.results_md import ordering_means
+
+    m = ordering_means(_tasks())
+    assert set(m["method"]) == {"i2i-FF", "i2i-LL"}  # ST-A is order-independent: no table rows
+    assert m.groupby("method")["ordering"].nunique().eq(_tasks()["ordering"].nunique()).all()
+    assert m["score, points (95% CI over seeds)"].str.contains("±").all()
 
 
 def test_markdown_has_every_section():
