@@ -1,9 +1,9 @@
 """Reproduce the seed papers' comparisons on real tasks (../shared/data), with seeds, intervals and
 compute-matched controls, and write docs/RESULTS.md from the tables.
 
-    python experiments/reproduce.py                        # CPU suite (MiniLM): about 2.5-3 h on 2 cores
-    python experiments/reproduce.py --studies nli          # one study (nli ~15 min, orderings ~70 min,
-                                                           # orderings_ff ~60 min more on 2 cores)
+    python experiments/reproduce.py                        # CPU suite (MiniLM): about 3 h on 2 cores
+    python experiments/reproduce.py --studies nli          # one study (nli 19 min, orderings 20 min,
+                                                           # orderings_ff an estimated 60-90 min more on 2 idle cores)
     python experiments/reproduce.py --studies strong_nli   # issue 28, strong teachers (1,000 rows on CPU) ->
                                                            # small targets: strong_nli 29 min, weak_nli (its
                                                            # 200-row twin, reusing its ST-A phases) 15 min,

@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import ray
 
-from cl_sim.execution.store_actor import LEASE_S, NAMESPACE
+from cl_sim.execution.store_actor import LEASE_S, NAMESPACE, this_node
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.storage import remove_train_run, train_storage
 
@@ -136,7 +136,8 @@ class PhasePool:
         while not self.stopping and failures < MAX_SLOT_RESTARTS:
             done_before = self.stats["trained"] + self.stats["evaluated"]
             try:
-                await serve_slot.options(runtime_env=self._slot_env()).remote(self.spec, slot, self.name)
+                await serve_slot.options(runtime_env=self._slot_env(),  # beside the pool (`this_node`)
+                                         scheduling_strategy=this_node()).remote(self.spec, slot, self.name)
             except Exception as exc:  # the trainer gave up: fail its job, start a fresh trainer
                 self._fail_slot_job(slot, exc)
                 progressed = self.stats["trained"] + self.stats["evaluated"] > done_before

@@ -40,7 +40,7 @@ from cl_sim.execution.local import eval_key
 from cl_sim.execution.phase_pool import NAMESPACE, PhasePool, pool_name
 from cl_sim.execution.pool_size import await_nodes, size_pool
 from cl_sim.execution.ray_logs import quiet_ray_driver_logs
-from cl_sim.execution.store_actor import RayStoreClient
+from cl_sim.execution.store_actor import RayStoreClient, this_node
 from cl_sim.errors import CLSimError, PhaseFailed
 from cl_sim.storage import resolve as resolve_root
 from cl_sim.phases import Phase, job_fingerprint
@@ -234,7 +234,7 @@ def make_executor(cfg: Config, store, tasks: dict[str, Task], log: Optional[Call
     client.register_tasks(tasks)
     spec = pool_spec(cfg, root, client.name, ray.get_runtime_context().get_job_id())
     pool = PhasePool.options(name=pool_name(spec), namespace=NAMESPACE, get_if_exists=True,
-                             max_concurrency=1000).remote(spec)
+                             max_concurrency=1000, scheduling_strategy=this_node()).remote(spec)
     fresh = ray.get(pool.start.remote())["fresh"]
     if fresh:  # trials joining a running pool stay quiet
         ex = cfg.execution

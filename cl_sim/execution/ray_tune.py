@@ -217,7 +217,10 @@ def tune_trials(cfg: Config, sweep: SweepConfig, trials: list[dict], out: Path, 
     storage, filesystem = tune_storage(cfg, out)
     name = name or sweep.name
     progress = _Progress(total, log, status)
+    # a trial whose actor or node goes away (an autoscaler scaling a node down, a spot node lost) restarts,
+    # up to execution.max_failures times: it is deterministic and its finished phases come from the store
     run_config = tune.RunConfig(name=name, storage_path=storage, storage_filesystem=filesystem, verbose=0,
+                                failure_config=tune.FailureConfig(max_failures=cfg.execution.max_failures),
                                 callbacks=[progress, *callbacks(sweep, str(out))])
     tune_config = tune.TuneConfig(
         metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, max_concurrent_trials=concurrent if sweep.search == "optuna" else None,

@@ -72,6 +72,14 @@ def _dead_jobs() -> set[str]:
         return set()
 
 
+def this_node() -> NodeAffinitySchedulingStrategy:
+    """Schedule on the calling process's node (hard). For the zero-CPU actors a job's driver starts
+    (the store actor, the phase pool and its slots' trainer drivers): left to the scheduler they can
+    land on an autoscaled worker node, which the autoscaler scales down under them because a zero-CPU
+    actor does not keep a node busy; the driver's node stays while its job runs."""
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+
+
 @ray.remote(num_cpus=0)
 class StoreActor:
     """Owns the object refs of every finished state and writes the durable store.
@@ -246,11 +254,11 @@ class RayStoreClient:
     def start(cls, root: str | Path, lease_s: float = LEASE_S, **actor_args) -> "RayStoreClient":
         """Create the store actor for `root`, or attach to the one already running (this client
         counts as a user of it until `close`)."""
-        # A local folder: pinned to this node, where the durable files land. A URI: anywhere.
-        here = None
+        # Pinned to this node: a local folder's durable files land here, and for a URI too it must be a
+        # node that stays (`this_node`)
         if not is_uri(root):
             Path(root).mkdir(parents=True, exist_ok=True)
-            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        here = this_node()
         job, name = ray.get_runtime_context().get_job_id(), actor_name(root)
         for attempt in range(3):
             actor = StoreActor.options(name=name, namespace=NAMESPACE, get_if_exists=True,
