@@ -65,7 +65,9 @@ def test_main_job_on_an_autoscaling_gpu_cluster_then_a_second_job_reuses_everyth
         # busy machine they can be gone by now, and Ray lists a dead node without its resources)
         nodes = {n["node_id"]: n for n in cluster.nodes()}
         gpu_nodes = set(nodes) - head
-        assert len(gpu_nodes) == 2  # two single-GPU nodes scaled up for one 2-worker phase
+        # two single-GPU nodes scaled up for one 2-worker phase (more if one was scaled down between
+        # phases and another launched)
+        assert len(gpu_nodes) >= 2
         assert all(nodes[i]["resources"].get("GPU", 0) >= 1 for i in gpu_nodes if nodes[i]["alive"])
         for key, value in CREDENTIALS.items():
             monkeypatch.setenv(key, value)
