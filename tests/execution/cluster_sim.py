@@ -109,7 +109,8 @@ class SimCluster:
                 "for n in ray.nodes()]))").format(a=self.address)
         out = subprocess.run([sys.executable, "-c", code], env=self.env(), capture_output=True, text=True,
                              timeout=120, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        # the JSON line, not a log line Ray may print after it at exit
+        return json.loads([line for line in out.stdout.splitlines() if line.startswith("[")][-1])
 
     def stop(self) -> None:
         """Stop this cluster only: the head's process group, then anything still naming its folder
